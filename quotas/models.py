@@ -1,0 +1,241 @@
+"""SynTrack's data: snapshots, readings, reset cycles, poll sessions and attempts."""
+
+from __future__ import annotations
+
+import zlib
+from datetime import datetime
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Provider(models.TextChoices):
+    SYNTHETIC = "synthetic", "Synthetic"
+    ZAI = "zai", "Z.ai"
+
+
+class Kind(models.TextChoices):
+    RESET = "reset", "Resets to zero"
+    ROLLING = "rolling", "Rolling window"
+
+
+class Outcome(models.TextChoices):
+    OK = "ok", "OK"
+    DRIFT = "drift", "Schema drift"
+    UNAUTHORIZED = "unauthorized", "Unauthorized"
+    RATE_LIMITED = "rate_limited", "Rate limited"
+    SERVER_ERROR = "server_error", "Server error"
+    NETWORK_ERROR = "network_error", "Network error"
+    INVALID_RESPONSE = "invalid_response", "Invalid response"
+
+
+class Snapshot(models.Model):
+    """One poll that returned a payload, with the raw body for ``reparse``."""
+
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    captured_at = models.DateTimeField(default=timezone.now)
+    plan = models.CharField(max_length=64, blank=True, default="")
+    # zlib-compressed upstream body; emptied after SYNTRACK_RAW_RETENTION_DAYS.
+    raw = models.BinaryField(null=True, editable=False)
+    # Unknown keys/windows were present, or nothing usable was (then no readings).
+    drift = models.BooleanField(default=False)
+    drift_notes = models.JSONField(default=list, blank=True)
+    usable = models.BooleanField(default=True)
+
+    class Meta:
+        indexes = [
+            # latest (usable) snapshot of a provider; history ranges by time
+            models.Index(fields=["provider", "-captured_at"], name="snapshot_provider_latest"),
+            # raw-body retention: oldest snapshots still holding a body
+            models.Index(fields=["captured_at"], name="snapshot_captured", condition=Q(raw__isnull=False)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()} at {self.captured_at:%Y-%m-%d %H:%M:%S}"
+
+    @staticmethod
+    def compress(body: bytes | None) -> bytes | None:
+        return zlib.compress(body, 6) if body is not None else None
+
+    def raw_body(self) -> bytes | None:
+        if self.raw is None:
+            return None
+        return zlib.decompress(bytes(self.raw))
+
+
+class QuotaReading(models.Model):
+    """One window as a snapshot reported it, in provider-neutral terms."""
+
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="readings")
+    # Denormalised from the snapshot so history queries need no join.
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    captured_at = models.DateTimeField()
+    cycle = models.ForeignKey("ResetCycle", null=True, blank=True, on_delete=models.SET_NULL, related_name="readings")
+    key = models.CharField(max_length=64)
+    label = models.CharField(max_length=100)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    unit = models.CharField(max_length=16)
+    used = models.FloatField(null=True)
+    limit = models.FloatField(null=True)
+    remaining = models.FloatField(null=True)
+    percent = models.FloatField(null=True)
+    resets_at = models.DateTimeField(null=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes = [
+            # history of one quota; burn rate over recent readings
+            models.Index(fields=["provider", "key", "captured_at"], name="reading_quota_history"),
+            # all quotas of a provider over a time range (chart)
+            models.Index(fields=["provider", "captured_at"], name="reading_provider_range"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.key} {self.used}/{self.limit} at {self.captured_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def level(self) -> float | None:
+        """The counter cycle detection follows: usage, or the share when only that is known."""
+        return self.used if self.used is not None else self.percent
+
+    @property
+    def scale(self) -> float | None:
+        return self.limit if self.used is not None else (100.0 if self.percent is not None else None)
+
+
+class ResetCycle(models.Model):
+    """The life of one ``reset`` window between two resets (product.md §5)."""
+
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    quota = models.CharField(max_length=64)
+    unit = models.CharField(max_length=16, blank=True, default="")
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    # The reset instant the cycle ran to (the latest one reported in it).
+    resets_at = models.DateTimeField(null=True, blank=True)
+    limit = models.FloatField(null=True, blank=True)
+    peak_used = models.FloatField(default=0)
+    consumed = models.FloatField(default=0)
+    readings_count = models.PositiveIntegerField(default=0)
+    # Tracking state kept in the database, so a restart changes nothing.
+    last_used = models.FloatField(null=True, blank=True)
+    last_reading_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "quota"], condition=Q(ended_at__isnull=True), name="cycle_one_open_per_quota"
+            ),
+            models.CheckConstraint(
+                condition=Q(ended_at__isnull=True) | Q(ended_at__gte=models.F("started_at")),
+                name="cycle_ends_after_start",
+            ),
+        ]
+        indexes = [
+            # cycle history of one quota, newest first
+            models.Index(fields=["provider", "quota", "-started_at"], name="cycle_quota_history"),
+            # cycles of a provider since T (insights)
+            models.Index(fields=["provider", "-started_at"], name="cycle_provider_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.quota} from {self.started_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def active(self) -> bool:
+        return self.ended_at is None
+
+
+class PollSession(models.Model):
+    """One continuous run of the poll loop for one provider."""
+
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    started_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    interval_seconds = models.PositiveIntegerField()
+    polls_ok = models.PositiveIntegerField(default=0)
+    polls_failed = models.PositiveIntegerField(default=0)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    # {key: {"peak_used": float, "consumed": float, "last_used": float}}
+    quotas = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes = [
+            # session history, newest first; open sessions at start-up
+            models.Index(fields=["-started_at"], name="session_recent"),
+            models.Index(fields=["provider", "-started_at"], name="session_provider_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} session from {self.started_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def active(self) -> bool:
+        return self.ended_at is None
+
+    def record(self, reading: QuotaReading, consumed: float | None) -> None:
+        """Fold one reading into the per-quota peak and consumption.
+
+        ``consumed`` is what cycle tracking counted for the reading (it knows
+        about resets); windows without cycles count the positive change. The
+        session's first reading of a quota is only its baseline.
+        """
+        level = reading.level
+        if level is None:
+            return
+        stats = self.quotas.setdefault(reading.key, {"peak_used": level, "consumed": 0.0})
+        if "last_used" in stats:
+            if consumed is None:
+                consumed = max(level - stats["last_used"], 0.0)
+            stats["consumed"] = stats["consumed"] + consumed
+        stats["peak_used"] = max(stats["peak_used"], level)
+        stats["last_used"] = level
+
+    def close(self, at: datetime | None = None) -> None:
+        self.ended_at = max(at or timezone.now(), self.started_at)
+        self.save(update_fields=["ended_at"])
+
+    @classmethod
+    def close_orphans(cls) -> int:
+        """Close sessions a crashed poller left open, at their last successful poll."""
+        closed = 0
+        for session in cls.objects.filter(ended_at__isnull=True):
+            session.close(session.last_success_at or session.started_at)
+            closed += 1
+        return closed
+
+
+class PollAttempt(models.Model):
+    """Every fetch, successful or not, so gaps and outages are visible."""
+
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    at = models.DateTimeField(default=timezone.now)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    drift = models.BooleanField(default=False)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    # Redacted: never holds an API key.
+    message = models.CharField(max_length=500, blank=True, default="")
+    session = models.ForeignKey(PollSession, null=True, blank=True, on_delete=models.SET_NULL)
+    snapshot = models.ForeignKey(Snapshot, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        indexes = [
+            # poll history, newest first, all providers or one
+            models.Index(fields=["-at"], name="attempt_recent"),
+            models.Index(fields=["provider", "-at"], name="attempt_provider_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.outcome} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class Setting(models.Model):
+    """A user preference (timezone, hidden insights, …) as a JSON value."""
+
+    key = models.CharField(max_length=64, unique=True)
+    value = models.JSONField(default=None, null=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.key

@@ -1,0 +1,168 @@
+"""Z.ai (GLM Coding Plan): ``GET {base}/monitor/usage/quota/limit``, raw key.
+
+Errors arrive inside HTTP 200 (``code``/``success``). Limits are a list,
+classified by ``(type, unit, number)`` and never by position
+(upstream-apis.md §3.3). ``usage`` is the capacity and ``currentValue`` the
+consumption; any numeric field may be missing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quotas.providers.base import (
+    DRIFT,
+    RATE_LIMITED,
+    SERVER_ERROR,
+    UNAUTHORIZED,
+    Parsed,
+    PollFailure,
+    Quota,
+    epoch_ms,
+    first,
+    number,
+)
+
+ID = "zai"
+NAME = "Z.ai"
+
+# (type, unit, number) -> (key, label, unit of the numbers)
+WINDOWS = {
+    ("TOKENS_LIMIT", 3, 5): ("tokens_5h", "Tokens (5h)", "tokens"),
+    ("TOKENS_LIMIT", 6, 1): ("tokens_weekly", "Tokens (weekly)", "tokens"),
+    ("TIME_LIMIT", 5, 1): ("time_monthly", "Tool calls (monthly)", "calls"),
+    ("CREDIT_LIMIT", 3, 5): ("credits_5h", "Credits (5h)", "credits"),
+    ("CREDIT_LIMIT", 6, 1): ("credits_weekly", "Credits (weekly)", "credits"),
+}
+# Observed meaning of `unit`: a time-unit code for `number`.
+TIME_UNITS = {1: "minute", 2: "minute", 3: "hour", 4: "day", 5: "month", 6: "week"}
+ENVELOPE_KEYS = {"code", "msg", "message", "success", "data"}
+DATA_KEYS = {"limits", "level"}
+AUTH_CODES = {401, 403, 1000, 1001, 1002, 1003, 1004, 1113}
+RATE_CODES = {429, 1302, 1303, 1305}
+
+
+def url(base_url: str) -> str:
+    return f"{base_url}/monitor/usage/quota/limit"
+
+
+def headers(api_key: str) -> dict[str, str]:
+    # No "Bearer": the monitor API takes the raw key.
+    return {"Authorization": api_key, "Accept-Language": "en-US,en"}
+
+
+def parse(data: dict) -> Parsed:
+    _raise_for_envelope(data)
+    unknown = [f"envelope.{k}" for k in data if k not in ENVELOPE_KEYS]
+    payload = data.get("data")
+    if not isinstance(payload, dict):
+        raise PollFailure(DRIFT, "payload has no data object")
+    unknown += [f"data.{k}" for k in payload if k not in DATA_KEYS]
+    limits = payload.get("limits")
+    if not isinstance(limits, list):
+        raise PollFailure(DRIFT, "payload has no limits list")
+
+    quotas: list[Quota] = []
+    seen: set[str] = set()
+    for item in limits:
+        if not isinstance(item, dict):
+            unknown.append("limits[] (not an object)")
+            continue
+        quota, known = _window(item)
+        if not known:
+            unknown.append(f"limit {item.get('type')} unit={item.get('unit')} number={item.get('number')}")
+        if quota is None:
+            continue
+        if quota.key in seen:
+            unknown.append(f"duplicate window {quota.key}")
+            continue
+        seen.add(quota.key)
+        quotas.append(quota)
+
+    if not quotas:
+        raise PollFailure(DRIFT, "no usable quota in payload" + (f" ({len(limits)} limits unreadable)" if limits else ""))
+    level = payload.get("level")
+    plan = level.strip() if isinstance(level, str) and level.strip() else None
+    return Parsed(quotas=quotas, plan=plan, unknown=unknown)
+
+
+def _raise_for_envelope(data: dict) -> None:
+    code = data.get("code")
+    success = data.get("success")
+    message = str(first(data, "msg", "message") or "")[:200]
+    # v1.7 treated a missing `success` as an error; code 200 alone is a success.
+    if success is True or (success is None and code in (200, 0, "200", "0")):
+        return
+    if success is None and code is None:
+        return  # no envelope at all: let the data checks decide
+    try:
+        code_number = int(code)
+    except (TypeError, ValueError):
+        code_number = 0
+    detail = f"code={code}" + (f", msg={message}" if message else "")
+    if code_number in AUTH_CODES:
+        if code_number == 1113:
+            raise PollFailure(UNAUTHORIZED, f"this key has no coding plan ({detail})")
+        raise PollFailure(UNAUTHORIZED, f"key rejected ({detail})")
+    if code_number in RATE_CODES:
+        raise PollFailure(RATE_LIMITED, f"rate limited ({detail})")
+    raise PollFailure(SERVER_ERROR, f"API returned an error ({detail})")
+
+
+def _window(item: dict) -> tuple[Quota | None, bool]:
+    """One limit entry as a quota, and whether its kind is a known one."""
+    kind = str(item.get("type") or "UNKNOWN").upper()
+    unit_code = _int(item.get("unit"))
+    count = _int(item.get("number"))
+    known = WINDOWS.get((kind, unit_code, count))
+    if known is not None:
+        key, label, unit = known
+    else:
+        key = f"{kind.lower()}_{unit_code if unit_code is not None else 'x'}_{count if count is not None else 'x'}"
+        label = _generic_label(kind, unit_code, count)
+        unit = "tokens" if "TOKEN" in kind else "credits" if "CREDIT" in kind else "calls" if "TIME" in kind else "requests"
+
+    used = number(first(item, "currentValue", "current_value"))
+    limit = number(item.get("usage"))
+    remaining = number(item.get("remaining"))
+    percent = number(first(item, "percentage", "percent"))
+    if used is None and limit is None and remaining is None and percent is None:
+        return None, known is not None
+    if used is None and limit is None:
+        # Some plans report only a share: the numbers are percentages then.
+        unit = "percent"
+
+    details: dict[str, Any] = {"window": {"type": kind, "unit": unit_code, "number": count}}
+    usage_details = first(item, "usageDetails", "usage_details")
+    if isinstance(usage_details, list):
+        details["tools"] = [
+            {"name": str(first(d, "modelCode", "model_code", "name")), "used": number(first(d, "usage", "used"))}
+            for d in usage_details
+            if isinstance(d, dict) and first(d, "modelCode", "model_code", "name") is not None
+        ]
+    quota = Quota(
+        key=key,
+        label=label,
+        kind="reset",
+        unit=unit,
+        used=used,
+        limit=limit,
+        remaining=remaining,
+        percent=percent,
+        resets_at=epoch_ms(first(item, "nextResetTime", "next_reset_time")),
+        details=details,
+    )
+    return quota, known is not None
+
+
+def _int(value: Any) -> int | None:
+    n = number(value)
+    return int(n) if n is not None and n == int(n) else None
+
+
+def _generic_label(kind: str, unit_code: int | None, count: int | None) -> str:
+    name = kind.replace("_LIMIT", "").replace("_", " ").capitalize()
+    span = TIME_UNITS.get(unit_code) if unit_code is not None else None
+    if span and count:
+        return f"{name} ({count} {span}{'s' if count != 1 else ''})"
+    return f"{name} (unit {unit_code}, number {count})"

@@ -1,0 +1,165 @@
+"""Typed readers for SynTrack's environment variables.
+
+Every reader fails with a one-line ``ConfigError`` that names the variable, so
+``manage.py`` and the WSGI entry point can print it and exit 2 instead of
+showing a traceback (product.md §3).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import environ
+
+
+class ConfigError(Exception):
+    """A missing, malformed or out-of-range setting."""
+
+
+LOG_LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "warning": "WARNING", "error": "ERROR"}
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+class Config:
+    """Reads variables from the process environment, then from ``.env``.
+
+    The process environment wins: ``.env`` never overrides a variable that is
+    already set, so flags and ``VAR=… make run`` behave as users expect.
+    """
+
+    def __init__(self, env_file: Path | None = None) -> None:
+        self.env = environ.Env()
+        if env_file is not None and env_file.is_file():
+            try:
+                environ.Env.read_env(str(env_file), overwrite=False)
+            except (OSError, UnicodeDecodeError) as e:
+                raise ConfigError(f"cannot read {env_file}: {e}") from None
+
+    def raw(self, name: str) -> str | None:
+        value = os.environ.get(name)
+        if value is None:
+            return None
+        return value.strip()
+
+    def string(self, name: str, default: str = "") -> str:
+        value = self.raw(name)
+        return default if value is None or value == "" else value
+
+    def integer(self, name: str, default: int, lo: int, hi: int) -> int:
+        value = self.raw(name)
+        if value is None or value == "":
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+        if not lo <= number <= hi:
+            raise ConfigError(f"{name} must be between {lo} and {hi}, got {number}")
+        return number
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if value.lower() in TRUE_WORDS:
+            return True
+        if value.lower() in FALSE_WORDS:
+            return False
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+    def items(self, name: str, default: list[str]) -> list[str]:
+        value = self.raw(name)
+        if value is None or value == "":
+            return default
+        return [item.strip() for item in value.split(",") if item.strip()]
+
+    def choice(self, name: str, default: str, choices: dict[str, str]) -> str:
+        value = self.string(name, default).lower()
+        if value not in choices:
+            allowed = ", ".join(sorted({k for k in choices if k != "warning"}))
+            raise ConfigError(f"{name} must be one of {allowed}, got {value!r}")
+        return choices[value]
+
+    def url(self, name: str, default: str) -> str:
+        value = self.string(name, default).rstrip("/")
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+        return value
+
+    def database(self, sqlite_path: Path) -> dict:
+        url = self.string("DATABASE_URL")
+        if url:
+            try:
+                db = self.env.db_url_config(url)
+            except Exception:
+                # Never echo the URL: it may carry a password.
+                raise ConfigError("DATABASE_URL is not a database URL Django understands") from None
+            if not db.get("ENGINE"):
+                raise ConfigError("DATABASE_URL names an unsupported database")
+            if "postgresql" in db["ENGINE"]:
+                db.setdefault("OPTIONS", {})
+                db["CONN_HEALTH_CHECKS"] = True
+            return db
+        return sqlite_database(sqlite_path)
+
+    def sqlite_path(self) -> Path:
+        value = self.string("SYNTRACK_DB_PATH", "~/.syntrack/data/syntrack.db")
+        path = Path(value).expanduser()
+        if path.exists() and path.is_dir():
+            raise ConfigError(f"SYNTRACK_DB_PATH points at a directory: {path}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as e:
+            raise ConfigError(f"SYNTRACK_DB_PATH: cannot create {path.parent}: {e.strerror}") from None
+        return path.resolve()
+
+
+def sqlite_database(path: Path) -> dict:
+    """SQLite settings shared by the poller and every web worker.
+
+    WAL lets readers run beside the single writer; the busy timeout and
+    IMMEDIATE transactions make a writer wait for the lock instead of failing
+    with "database is locked" half-way through a transaction. Django applies
+    both on every new connection.
+    """
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(path),
+        "OPTIONS": {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON",
+        },
+    }
+
+
+def load_secret_key(cfg: Config, beside: Path) -> str:
+    """``SECRET_KEY`` from the environment, else a key generated once.
+
+    The generated key lives next to the database with mode 0600 so sessions
+    survive restarts and other local users cannot read it.
+    """
+    given = cfg.string("SECRET_KEY")
+    if given:
+        if len(given) < 32:
+            raise ConfigError("SECRET_KEY must be at least 32 characters long")
+        return given
+    key_file = beside / "secret_key"
+    try:
+        if key_file.exists():
+            key = key_file.read_text().strip()
+            if len(key) >= 32:
+                return key
+        key = secrets.token_urlsafe(50)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key + "\n")
+        os.chmod(key_file, 0o600)
+        return key
+    except OSError as e:
+        raise ConfigError(f"cannot keep the secret key in {key_file}: {e.strerror}") from None

@@ -1,0 +1,115 @@
+"""SynTrack settings, read from the environment and ``.env`` (product.md §3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from syntrack_site.config import LOG_LEVELS, Config, load_secret_key
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+cfg = Config(BASE_DIR / ".env")
+
+SYNTRACK_DB_PATH = cfg.sqlite_path()
+SECRET_KEY = load_secret_key(cfg, SYNTRACK_DB_PATH.parent)
+DEBUG = cfg.boolean("SYNTRACK_DEBUG", False)
+ALLOWED_HOSTS = cfg.items("SYNTRACK_ALLOWED_HOSTS", ["*"])
+CSRF_TRUSTED_ORIGINS = cfg.items("SYNTRACK_CSRF_TRUSTED_ORIGINS", [])
+
+# Providers. Keys stay out of every log line and page (lib.redact).
+SYNTHETIC_API_KEY = cfg.string("SYNTHETIC_API_KEY")
+ZAI_API_KEY = cfg.string("ZAI_API_KEY")
+SYNTHETIC_BASE_URL = cfg.url("SYNTHETIC_BASE_URL", "https://api.synthetic.new")
+ZAI_BASE_URL = cfg.url("ZAI_BASE_URL", "https://api.z.ai/api")
+
+SYNTRACK_POLL_INTERVAL = cfg.integer("SYNTRACK_POLL_INTERVAL", 60, 10, 3600)
+SYNTRACK_ADMIN_USER = cfg.string("SYNTRACK_ADMIN_USER", "admin")
+SYNTRACK_ADMIN_PASS = cfg.string("SYNTRACK_ADMIN_PASS", "changeme")
+SYNTRACK_HOST = cfg.string("SYNTRACK_HOST", "0.0.0.0")
+SYNTRACK_PORT = cfg.integer("SYNTRACK_PORT", 9211, 1, 65535)
+SYNTRACK_TRUSTED_PROXIES = cfg.items("SYNTRACK_TRUSTED_PROXIES", [])
+# 0 keeps raw upstream bodies forever.
+SYNTRACK_RAW_RETENTION_DAYS = cfg.integer("SYNTRACK_RAW_RETENTION_DAYS", 30, 0, 36500)
+LOG_LEVEL = cfg.choice("SYNTRACK_LOG_LEVEL", "info", LOG_LEVELS)
+
+DATABASES = {"default": cfg.database(SYNTRACK_DB_PATH)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "accounts",
+    "quotas",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "syntrack_site.urls"
+WSGI_APPLICATION = "syntrack_site.wsgi.application"
+AUTH_USER_MODEL = "accounts.User"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Third-party chatter stays quiet below warnings even at debug.
+        "urllib3": {"level": "WARNING"},
+        "django.db.backends": {"level": "INFO"},
+    },
+}
