@@ -60,7 +60,17 @@ class QuotaReadingAdmin(ReadOnlyAdmin):
 
 @admin.register(ResetCycle)
 class ResetCycleAdmin(ReadOnlyAdmin):
-    list_display = ["provider", "quota", "started_at", "ended_at", "resets_at", "limit", "peak_used", "consumed", "readings_count"]
+    list_display = [
+        "provider",
+        "quota",
+        "started_at",
+        "ended_at",
+        "resets_at",
+        "limit",
+        "peak_used",
+        "consumed",
+        "readings_count",
+    ]
     list_filter = ["provider", "quota", ("ended_at", admin.EmptyFieldListFilter)]
     date_hierarchy = "started_at"
     ordering = ["-started_at"]

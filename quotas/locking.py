@@ -65,7 +65,9 @@ class PollLock:
 
     # SQLite (and anything else): a file lock beside the database.
     def _try_file(self) -> str | None:
-        path = Path(f"{settings.SYNTRACK_DB_PATH}.poll.lock")
+        db = connections["default"]
+        name = db.settings_dict["NAME"] if db.vendor == "sqlite" else settings.SYNTRACK_DB_PATH
+        path = Path(f"{name}.poll.lock")
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -12,6 +12,7 @@ so cycles appear. Standard library only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import threading
 import time
@@ -82,18 +83,44 @@ class State:
         cap_5h, cap_week = (2000, 10000) if kind == "CREDIT_LIMIT" else (80_000_000, 400_000_000)
         used_5h = cap_5h * in_window / (self.reset_every * 1.25)
         limits = [
-            {"type": kind, "unit": 3, "number": 5, "usage": cap_5h, "currentValue": used_5h,
-             "remaining": cap_5h - used_5h, "percentage": int(used_5h / cap_5h * 100),
-             "nextResetTime": ms(self.window_end(n, timedelta(hours=5)))},
-            {"type": kind, "unit": 6, "number": 1, "usage": cap_week, "currentValue": cap_week * 0.3 + n,
-             "remaining": cap_week * 0.7 - n, "percentage": 30, "nextResetTime": ms(self.started + timedelta(days=7))},
+            {
+                "type": kind,
+                "unit": 3,
+                "number": 5,
+                "usage": cap_5h,
+                "currentValue": used_5h,
+                "remaining": cap_5h - used_5h,
+                "percentage": int(used_5h / cap_5h * 100),
+                "nextResetTime": ms(self.window_end(n, timedelta(hours=5))),
+            },
+            {
+                "type": kind,
+                "unit": 6,
+                "number": 1,
+                "usage": cap_week,
+                "currentValue": cap_week * 0.3 + n,
+                "remaining": cap_week * 0.7 - n,
+                "percentage": 30,
+                "nextResetTime": ms(self.started + timedelta(days=7)),
+            },
         ]
         if kind == "TOKENS_LIMIT":
             limits.append(
-                {"type": "TIME_LIMIT", "unit": 5, "number": 1, "usage": 1000, "currentValue": 60 + n,
-                 "remaining": 940 - n, "percentage": 6, "nextResetTime": ms(self.started + timedelta(days=30)),
-                 "usageDetails": [{"modelCode": "search-prime", "usage": 30 + n}, {"modelCode": "web-reader", "usage": 20},
-                                  {"modelCode": "zread", "usage": 10}]}
+                {
+                    "type": "TIME_LIMIT",
+                    "unit": 5,
+                    "number": 1,
+                    "usage": 1000,
+                    "currentValue": 60 + n,
+                    "remaining": 940 - n,
+                    "percentage": 6,
+                    "nextResetTime": ms(self.started + timedelta(days=30)),
+                    "usageDetails": [
+                        {"modelCode": "search-prime", "usage": 30 + n},
+                        {"modelCode": "web-reader", "usage": 20},
+                        {"modelCode": "zread", "usage": 10},
+                    ],
+                }
             )
         return {"code": 200, "msg": "Operation successful", "success": True, "data": {"limits": limits, "level": "pro"}}
 
@@ -104,7 +131,7 @@ def _iso(moment: datetime) -> str:
 
 def make_handler(state: State, delay: float, status: int):
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             if delay:
                 time.sleep(delay)
             if self.path.endswith("/v2/quotas"):
@@ -131,8 +158,9 @@ def make_handler(state: State, delay: float, status: int):
     return Handler
 
 
-def serve(port: int, shape: str = "v3", zai_shape: str = "v2", delay: float = 0.0, status: int = 200,
-          reset_every: int = 30) -> ThreadingHTTPServer:
+def serve(
+    port: int, shape: str = "v3", zai_shape: str = "v2", delay: float = 0.0, status: int = 200, reset_every: int = 30
+) -> ThreadingHTTPServer:
     server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(State(shape, zai_shape, reset_every), delay, status))
     server.daemon_threads = True
     return server
@@ -148,11 +176,9 @@ def main() -> None:
     parser.add_argument("--reset-every", type=int, default=30, help="requests per quota window")
     args = parser.parse_args()
     server = serve(args.port, args.synthetic_shape, args.zai_shape, args.delay, args.status, args.reset_every)
-    print(f"fake upstream on http://127.0.0.1:{server.server_port}", flush=True)  # noqa: T201
-    try:
+    print(f"fake upstream on http://127.0.0.1:{server.server_port}", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -107,4 +107,4 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
-__all__ = ["ADAPTERS", "NAMES", "Fetched", "configured", "fetch", "NETWORK_ERROR"]
+__all__ = ["ADAPTERS", "NAMES", "NETWORK_ERROR", "Fetched", "configured", "fetch"]

@@ -25,7 +25,14 @@ from quotas.providers.base import (
 
 ID = "synthetic"
 NAME = "Synthetic"
-KNOWN_KEYS = {"subscription", "search", "toolCallDiscounts", "freeToolCalls", "rollingFiveHourLimit", "weeklyTokenLimit"}
+KNOWN_KEYS = {
+    "subscription",
+    "search",
+    "toolCallDiscounts",
+    "freeToolCalls",
+    "rollingFiveHourLimit",
+    "weeklyTokenLimit",
+}
 
 
 def url(base_url: str) -> str:

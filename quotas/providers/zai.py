@@ -80,7 +80,9 @@ def parse(data: dict) -> Parsed:
         quotas.append(quota)
 
     if not quotas:
-        raise PollFailure(DRIFT, "no usable quota in payload" + (f" ({len(limits)} limits unreadable)" if limits else ""))
+        raise PollFailure(
+            DRIFT, "no usable quota in payload" + (f" ({len(limits)} limits unreadable)" if limits else "")
+        )
     level = payload.get("level")
     plan = level.strip() if isinstance(level, str) and level.strip() else None
     return Parsed(quotas=quotas, plan=plan, unknown=unknown)
@@ -120,7 +122,15 @@ def _window(item: dict) -> tuple[Quota | None, bool]:
     else:
         key = f"{kind.lower()}_{unit_code if unit_code is not None else 'x'}_{count if count is not None else 'x'}"
         label = _generic_label(kind, unit_code, count)
-        unit = "tokens" if "TOKEN" in kind else "credits" if "CREDIT" in kind else "calls" if "TIME" in kind else "requests"
+        unit = (
+            "tokens"
+            if "TOKEN" in kind
+            else "credits"
+            if "CREDIT" in kind
+            else "calls"
+            if "TIME" in kind
+            else "requests"
+        )
 
     used = number(first(item, "currentValue", "current_value"))
     limit = number(item.get("usage"))

@@ -7,7 +7,9 @@ from accounts.bootstrap import ensure_admin_user
 
 
 class Command(BaseCommand):
-    help = "Make sure SYNTRACK_ADMIN_USER exists (staff, superuser) with SYNTRACK_ADMIN_PASS until changed in the product."
+    help = (
+        "Make sure SYNTRACK_ADMIN_USER exists (staff, superuser) with SYNTRACK_ADMIN_PASS until changed in the product."
+    )
 
     def handle(self, *args, **options) -> str:
         result = ensure_admin_user()

@@ -170,7 +170,9 @@ class Command(OneLineErrorsCommand):
                 if time.monotonic() >= next_prune:
                     pruned = prune_raw_bodies(settings.SYNTRACK_RAW_RETENTION_DAYS)
                     if pruned:
-                        logger.info("dropped %d raw bodies older than %d days", pruned, settings.SYNTRACK_RAW_RETENTION_DAYS)
+                        logger.info(
+                            "dropped %d raw bodies older than %d days", pruned, settings.SYNTRACK_RAW_RETENTION_DAYS
+                        )
                     next_prune = time.monotonic() + PRUNE_EVERY
         finally:
             for session in sessions.values():
