@@ -1,0 +1,98 @@
+"""Resident memory of `manage.py poll` over N polls, against the local fake upstream.
+
+    .venv/bin/python bench/poller_memory.py            # 100 polls, interval 10 s (about 9 minutes)
+    .venv/bin/python bench/poller_memory.py --polls 300
+
+Prints the RSS of a bare Django process (the floor), then the poller's RSS
+after its first poll and at every 25 polls. Uses a throw-away SQLite database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tools.fake_upstream import serve  # noqa: E402
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def polls_done(db: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute("SELECT COUNT(*) FROM quotas_pollattempt").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--polls", type=int, default=100)
+    parser.add_argument("--interval", type=int, default=10)
+    args = parser.parse_args()
+
+    server = serve(0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    tmp = Path(tempfile.mkdtemp(prefix="syntrack-bench-"))
+    db = tmp / "bench.db"
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+        "DJANGO_SETTINGS_MODULE": "syntrack_site.settings",
+        "SYNTRACK_DB_PATH": str(db),
+        "SECRET_KEY": "bench-secret-key-0123456789-0123456789-abcdef",
+        "SYNTHETIC_API_KEY": "syn_bench_key_0123456789",
+        "SYNTHETIC_BASE_URL": base,
+        "ZAI_API_KEY": "zai-bench-key-0123456789",
+        "ZAI_BASE_URL": f"{base}/api",
+        "SYNTRACK_LOG_LEVEL": "warn",
+    }
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+
+    floor = subprocess.Popen(
+        [sys.executable, "-c", "import django, time; django.setup(); from django.db import connection; "
+         "connection.ensure_connection(); print('ready', flush=True); time.sleep(30)"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    floor.stdout.readline()
+    print(f"bare Django process (settings loaded, DB connected): {rss_kib(floor.pid) / 1024:.1f} MiB")
+    floor.kill()
+
+    poller = subprocess.Popen(
+        [sys.executable, "manage.py", "poll", "--interval", str(args.interval), "--max-polls", str(args.polls + 2)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    marks = [1] + list(range(25, args.polls + 1, 25))
+    if args.polls not in marks:
+        marks.append(args.polls)
+    started = time.monotonic()
+    try:
+        for mark in marks:
+            while polls_done(db) < mark:
+                if poller.poll() is not None:
+                    raise SystemExit(f"poller exited early with {poller.returncode}")
+                time.sleep(0.2)
+            print(f"after {mark:4d} polls ({time.monotonic() - started:5.0f} s): RSS {rss_kib(poller.pid) / 1024:.1f} MiB")
+    finally:
+        poller.terminate()
+        poller.wait(timeout=10)
+        server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
