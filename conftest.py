@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,13 @@ def upstream():
     """`responses` mocking lib.http; unmatched requests fail the test."""
     with responses_lib.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # CI's PostgreSQL run must really use PostgreSQL, not fall back silently.
+    if os.environ.get("SYNTRACK_REQUIRE_POSTGRES") == "1":
+        from django.conf import settings
+
+        engine = settings.DATABASES["default"]["ENGINE"]
+        if "postgresql" not in engine:
+            pytest.exit(f"SYNTRACK_REQUIRE_POSTGRES=1 but the database engine is {engine}", returncode=3)
