@@ -1,3 +1,7 @@
+from __future__ import annotations
+
+import sys
+
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
@@ -8,16 +12,18 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        post_migrate.connect(bootstrap_after_migrate, sender=self)
+        post_migrate.connect(bootstrap_after_migrate, sender=self, dispatch_uid="accounts.bootstrap_admin")
 
 
-def bootstrap_after_migrate(sender, using="default", verbosity=1, **kwargs) -> None:
+def bootstrap_after_migrate(sender: AppConfig, using: str = "default", verbosity: int = 1, **kwargs: object) -> None:
+    """After every ``migrate``: make sure the first dashboard user exists (product.md §2)."""
+    from django.conf import settings
+
     from accounts.bootstrap import ensure_admin_user
 
     if using != "default":
         return
     result = ensure_admin_user()
     if verbosity and result != "unchanged":
-        from django.conf import settings
-
-        print(f"Admin user {settings.SYNTRACK_ADMIN_USER!r}: {result}")  # noqa: T201
+        stdout = kwargs.get("stdout") or sys.stdout
+        stdout.write(f"Admin user {settings.SYNTRACK_ADMIN_USER!r}: {result}\n")

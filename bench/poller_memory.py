@@ -77,7 +77,7 @@ def main() -> None:
         [sys.executable, "manage.py", "poll", "--interval", str(args.interval), "--max-polls", str(args.polls + 2)],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
     )  # fmt: skip
-    marks = [1] + list(range(25, args.polls + 1, 25))
+    marks = [1, *list(range(25, args.polls + 1, 25))]
     if args.polls not in marks:
         marks.append(args.polls)
     started = time.monotonic()
@@ -87,7 +87,9 @@ def main() -> None:
                 if poller.poll() is not None:
                     raise SystemExit(f"poller exited early with {poller.returncode}")
                 time.sleep(0.2)
-            print(f"after {mark:4d} polls ({time.monotonic() - started:5.0f} s): RSS {rss_kib(poller.pid) / 1024:.1f} MiB")
+            print(
+                f"after {mark:4d} polls ({time.monotonic() - started:5.0f} s): RSS {rss_kib(poller.pid) / 1024:.1f} MiB"
+            )
     finally:
         poller.terminate()
         poller.wait(timeout=10)

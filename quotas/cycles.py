@@ -18,10 +18,56 @@ RESET_TIME_TOLERANCE = timedelta(seconds=60)
 # time is believed. Synthetic moves `search` forward by one poll interval on
 # every poll; with an interval as long as the window the stored time is just
 # "passed" on every poll, and this grace keeps that drift from reading as a reset.
+# A later time reported within the grace is held back until the next poll,
+# which tells a true reset (the new time stays put) from drift (it moved on by
+# about the time between the polls).
 RESET_GRACE = timedelta(seconds=60)
 
 
-def track(reading: QuotaReading) -> float | None:
+# What folding a reading into an open cycle changes.
+FOLDED_FIELDS = [
+    "consumed",
+    "peak_used",
+    "readings_count",
+    "last_used",
+    "last_reading_at",
+    "unit",
+    "limit",
+    "resets_at",
+    "reported_resets_at",
+]
+
+
+class OpenCycles:
+    """The open cycles of a sole writer (``reparse``, under the poller lock), kept in memory.
+
+    Tracking then reads each quota's open cycle from the database once, and
+    the readings folded into cycles reach the database at ``flush()`` rather
+    than with one UPDATE each. Cycles are still created and closed at once.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[str, str], ResetCycle | None] = {}
+        self._dirty: dict[int, ResetCycle] = {}
+
+    def get(self, provider: str, key: str) -> ResetCycle | None:
+        if (provider, key) not in self._open:
+            self._open[(provider, key)] = _load_open(provider, key)
+        return self._open[(provider, key)]
+
+    def opened(self, cycle: ResetCycle) -> None:
+        self._open[(cycle.provider, cycle.quota)] = cycle
+
+    def folded(self, cycle: ResetCycle) -> None:
+        self._dirty[cycle.pk] = cycle
+
+    def flush(self) -> None:
+        if self._dirty:
+            ResetCycle.objects.bulk_update(list(self._dirty.values()), FOLDED_FIELDS)
+            self._dirty.clear()
+
+
+def track(reading: QuotaReading, open_cycles: OpenCycles | None = None) -> float | None:
     """Attach ``reading`` to its cycle, opening a new one at a reset.
 
     Returns the consumption this reading adds (the positive change since the
@@ -34,17 +80,20 @@ def track(reading: QuotaReading) -> float | None:
        the new one lies later: close the open cycle at the reset instant and
        open a new one that starts with this reading.
     3. Otherwise fold the reading into the open cycle.
+
+    The poller passes no ``open_cycles``: every call reads the database.
     """
     if reading.kind != Kind.RESET or reading.level is None:
         return None
-    cycle = (
-        ResetCycle.objects.filter(provider=reading.provider, quota=reading.key, ended_at__isnull=True)
-        .order_by("-started_at")
-        .first()
-    )
+    if open_cycles is not None:
+        cycle = open_cycles.get(reading.provider, reading.key)
+    else:
+        cycle = _load_open(reading.provider, reading.key)
     at = reading.captured_at
     if cycle is None:
         reading.cycle = _open(reading, started_at=at, consumed=0.0)
+        if open_cycles is not None:
+            open_cycles.opened(reading.cycle)
         return 0.0
 
     reset_at = _reset_instant(cycle, reading)
@@ -52,10 +101,14 @@ def track(reading: QuotaReading) -> float | None:
         cycle.ended_at = reset_at
         cycle.save(update_fields=["ended_at"])
         reading.cycle = _open(reading, started_at=reset_at, consumed=reading.level)
+        if open_cycles is not None:
+            open_cycles.opened(reading.cycle)
         return reading.level
 
+    if cycle.unit != reading.unit:
+        _change_unit(cycle, reading)
     delta = 0.0
-    if cycle.last_used is not None and cycle.unit == reading.unit:
+    if cycle.last_used is not None:
         delta = max(reading.level - cycle.last_used, 0.0)
     cycle.consumed += delta
     cycle.peak_used = max(cycle.peak_used, reading.level)
@@ -65,11 +118,40 @@ def track(reading: QuotaReading) -> float | None:
     cycle.unit = reading.unit
     if reading.scale is not None:
         cycle.limit = reading.scale
-    if reading.resets_at is not None and not _reset_time_pending(cycle, reading):
-        cycle.resets_at = reading.resets_at
-    cycle.save()
+    if reading.resets_at is not None:
+        if not _reset_time_pending(cycle, reading):
+            cycle.resets_at = reading.resets_at
+        cycle.reported_resets_at = reading.resets_at
+    if open_cycles is not None:
+        open_cycles.folded(cycle)
+    else:
+        cycle.save(update_fields=FOLDED_FIELDS)
     reading.cycle = cycle
     return delta
+
+
+def _change_unit(cycle: ResetCycle, reading: QuotaReading) -> None:
+    """Carry the cycle over to the reading's unit.
+
+    A Z.ai window may start reporting only its percentage (or its numbers
+    again). With both scales known the figures are converted; otherwise the
+    peak restarts from this reading and its change is not counted.
+    """
+    old_scale, new_scale = cycle.limit, reading.scale
+    if old_scale and new_scale:
+        factor = new_scale / old_scale
+        cycle.peak_used *= factor
+        cycle.consumed *= factor
+        cycle.last_used = cycle.last_used * factor if cycle.last_used is not None else None
+    else:
+        cycle.peak_used = reading.level
+        cycle.last_used = None
+
+
+def _load_open(provider: str, key: str) -> ResetCycle | None:
+    return (
+        ResetCycle.objects.filter(provider=provider, quota=key, ended_at__isnull=True).order_by("-started_at").first()
+    )
 
 
 def _open(reading: QuotaReading, *, started_at: datetime, consumed: float) -> ResetCycle:
@@ -85,6 +167,7 @@ def _open(reading: QuotaReading, *, started_at: datetime, consumed: float) -> Re
         readings_count=1,
         last_used=reading.level,
         last_reading_at=reading.captured_at,
+        reported_resets_at=reading.resets_at,
     )
 
 
@@ -97,13 +180,7 @@ def _reset_instant(cycle: ResetCycle, reading: QuotaReading) -> datetime | None:
         scale = reading.scale
         threshold = 0.01 * scale if scale else 0.5 * cycle.last_used
         dropped = drop > 0 and drop > threshold
-    rolled_over = (
-        cycle.resets_at is not None
-        and reading.resets_at is not None
-        and at - cycle.resets_at >= RESET_GRACE
-        and reading.resets_at - cycle.resets_at > RESET_TIME_TOLERANCE
-    )
-    if not (dropped or rolled_over):
+    if not (dropped or _rolled_over(cycle, reading)):
         return None
     # The true reset instant when we know it, else the revealing poll.
     old = cycle.resets_at
@@ -112,14 +189,34 @@ def _reset_instant(cycle: ResetCycle, reading: QuotaReading) -> datetime | None:
     return max(at, cycle.started_at)
 
 
+def _rolled_over(cycle: ResetCycle, reading: QuotaReading) -> bool:
+    """The stored reset time has passed (by the grace) and a later one is reported."""
+    stored, new = cycle.resets_at, reading.resets_at
+    if stored is None or new is None:
+        return False
+    if reading.captured_at - stored < RESET_GRACE or new - stored <= RESET_TIME_TOLERANCE:
+        return False
+    reported = cycle.reported_resets_at
+    if reported is not None and reported - stored > RESET_TIME_TOLERANCE and cycle.last_reading_at is not None:
+        # The previous poll came moments after the stored time and already
+        # reported a later one (held back as pending). Drift moves that time on
+        # by the time between the two polls; a true reset does not.
+        moved = new - reported
+        gap = reading.captured_at - cycle.last_reading_at
+        if moved > RESET_TIME_TOLERANCE and abs(moved - gap) <= RESET_TIME_TOLERANCE:
+            return False
+    return True
+
+
 def _reset_time_pending(cycle: ResetCycle, reading: QuotaReading) -> bool:
     """The stored reset time passed only moments ago and a later one is reported.
 
     Keep the stored one: the next poll, past the grace, reveals the reset at
-    its true instant instead of the reset being lost to the newer time.
+    its true instant instead of the reset being lost to the newer time (or
+    shows it was drift, and then the newer time is taken).
     """
     return (
         cycle.resets_at is not None
-        and reading.captured_at >= cycle.resets_at
+        and timedelta(0) <= reading.captured_at - cycle.resets_at < RESET_GRACE
         and reading.resets_at - cycle.resets_at > RESET_TIME_TOLERANCE
     )

@@ -12,6 +12,7 @@ import fcntl
 import os
 import socket
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,7 +21,9 @@ from django.db import connections
 
 # "SYNTRACK" in ASCII: the advisory-lock key shared by every SynTrack poller.
 ADVISORY_KEY = 0x53594E545241434B
-WAIT_SECONDS = 3.0
+# How long a newcomer waits for a holder to go: a predecessor being stopped
+# exits within 2 s, and a refusal must come within 5 s of starting.
+WAIT_SECONDS = 2.0
 
 
 class LockHeld(Exception):
@@ -35,9 +38,9 @@ def holder_description(role: str) -> str:
 class PollLock:
     """Context manager: ``with PollLock("manage.py poll"): …``."""
 
-    def __init__(self, role: str, wait: float = WAIT_SECONDS) -> None:
+    def __init__(self, role: str, wait: float | None = None) -> None:
         self.role = role
-        self.wait = wait
+        self.wait = WAIT_SECONDS if wait is None else wait
         self._fd: int | None = None
         self._pg = None
 
@@ -48,13 +51,27 @@ class PollLock:
     def __exit__(self, *exc: object) -> None:
         self.release()
 
-    def acquire(self) -> None:
+    def acquire(self, stop: Callable[[], bool] | None = None) -> bool:
+        """Take the lock, waiting up to ``wait`` seconds for a holder to go.
+
+        Returns False if ``stop()`` turned true while waiting; raises
+        ``LockHeld``, naming the holder, when the wait is over.
+        """
         deadline = time.monotonic() + self.wait
         while True:
-            holder = self._try_acquire()
+            try:
+                holder = self._try_acquire()
+            except BaseException:
+                self.release()
+                raise
             if holder is None:
-                return
-            if time.monotonic() >= deadline:
+                return True
+            stopped = stop is not None and stop()
+            if stopped or time.monotonic() >= deadline:
+                # Not ours: drop the PostgreSQL connection opened to ask.
+                self.release()
+                if stopped:
+                    return False
                 raise LockHeld(f"another poller is running against this database: {holder}")
             time.sleep(0.2)
 
@@ -92,9 +109,12 @@ class PollLock:
             cur.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_KEY])
             if cur.fetchone()[0]:
                 return None
+            # Advisory locks belong to one database: a poller of another
+            # database on the same server holds the same key without conflict.
             cur.execute(
                 "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s",
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s "
+                "AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
                 [(ADVISORY_KEY >> 32) & 0xFFFFFFFF, ADVISORY_KEY & 0xFFFFFFFF],
             )
             row = cur.fetchone()

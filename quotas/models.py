@@ -58,10 +58,12 @@ class Snapshot(models.Model):
     def compress(body: bytes | None) -> bytes | None:
         return zlib.compress(body, 6) if body is not None else None
 
+    @staticmethod
+    def decompress(raw: bytes | memoryview | None) -> bytes | None:
+        return zlib.decompress(bytes(raw)) if raw is not None else None
+
     def raw_body(self) -> bytes | None:
-        if self.raw is None:
-            return None
-        return zlib.decompress(bytes(self.raw))
+        return self.decompress(self.raw)
 
 
 class QuotaReading(models.Model):
@@ -121,6 +123,10 @@ class ResetCycle(models.Model):
     # Tracking state kept in the database, so a restart changes nothing.
     last_used = models.FloatField(null=True, blank=True)
     last_reading_at = models.DateTimeField(null=True, blank=True)
+    # The reset time the latest reading reported. It differs from `resets_at`
+    # only while a later time, reported moments after `resets_at` passed,
+    # waits for the next poll to tell a true reset from drift (quotas.cycles).
+    reported_resets_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

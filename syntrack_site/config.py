@@ -7,8 +7,10 @@ showing a traceback (product.md §3).
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
+import warnings
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,6 +21,29 @@ class ConfigError(Exception):
     """A missing, malformed or out-of-range setting."""
 
 
+# Every variable SynTrack reads (product.md §3).
+VARIABLES = (
+    "SYNTHETIC_API_KEY",
+    "ZAI_API_KEY",
+    "SYNTHETIC_BASE_URL",
+    "ZAI_BASE_URL",
+    "SYNTRACK_POLL_INTERVAL",
+    "SYNTRACK_ADMIN_USER",
+    "SYNTRACK_ADMIN_PASS",
+    "SYNTRACK_DB_PATH",
+    "DATABASE_URL",
+    "SYNTRACK_HOST",
+    "SYNTRACK_PORT",
+    "SYNTRACK_LOG_LEVEL",
+    "SECRET_KEY",
+    "SYNTRACK_DEBUG",
+    "SYNTRACK_ALLOWED_HOSTS",
+    "SYNTRACK_CSRF_TRUSTED_ORIGINS",
+    "SYNTRACK_TRUSTED_PROXIES",
+    "SYNTRACK_RAW_RETENTION_DAYS",
+)
+# django-environ's schemes for the two databases SynTrack supports.
+DATABASE_SCHEMES = {"postgres", "postgresql", "pgsql", "psql", "sqlite"}
 LOG_LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "warning": "WARNING", "error": "ERROR"}
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
@@ -86,26 +111,44 @@ class Config:
 
     def url(self, name: str, default: str) -> str:
         value = self.string(name, default).rstrip("/")
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        try:
+            parts = urlsplit(value)
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+            parts.port  # noqa: B018 - raises ValueError on a malformed port
+        except ValueError:
+            valid = False
+        if not valid:
             raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
         return value
 
     def database(self, sqlite_path: Path) -> dict:
+        """``DATABASE_URL`` (PostgreSQL or SQLite) when set, else the SQLite file.
+
+        No message, and no warning of django-environ's, ever repeats the URL:
+        it may carry a password.
+        """
         url = self.string("DATABASE_URL")
-        if url:
-            try:
+        if not url:
+            return sqlite_database(sqlite_path)
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        if scheme not in DATABASE_SCHEMES:
+            shown = f"{scheme}://" if scheme and scheme.isalnum() else "a URL without a known scheme"
+            raise ConfigError(f"DATABASE_URL must start with postgres:// or sqlite:///, got {shown}")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
                 db = self.env.db_url_config(url)
-            except Exception:
-                # Never echo the URL: it may carry a password.
-                raise ConfigError("DATABASE_URL is not a database URL Django understands") from None
-            if not db.get("ENGINE"):
-                raise ConfigError("DATABASE_URL names an unsupported database")
-            if "postgresql" in db["ENGINE"]:
-                db.setdefault("OPTIONS", {})
-                db["CONN_HEALTH_CHECKS"] = True
-            return db
-        return sqlite_database(sqlite_path)
+        except Exception:
+            raise ConfigError("DATABASE_URL is not a database URL Django understands") from None
+        if db.get("ENGINE") == "django.db.backends.sqlite3":
+            if db.get("NAME") in ("", ":memory:"):
+                raise ConfigError("DATABASE_URL: an SQLite URL needs a file, e.g. sqlite:////var/lib/syntrack/db")
+            return sqlite_database(Path(db["NAME"]))
+        if not db.get("NAME"):
+            raise ConfigError("DATABASE_URL names no database, e.g. postgres://user:password@host:5432/syntrack")
+        db.setdefault("OPTIONS", {})
+        db["CONN_HEALTH_CHECKS"] = True
+        return db
 
     def sqlite_path(self) -> Path:
         value = self.string("SYNTRACK_DB_PATH", "~/.syntrack/data/syntrack.db")
@@ -151,15 +194,39 @@ def load_secret_key(cfg: Config, beside: Path) -> str:
         return given
     key_file = beside / "secret_key"
     try:
-        if key_file.exists():
-            key = key_file.read_text().strip()
-            if len(key) >= 32:
-                return key
-        key = secrets.token_urlsafe(50)
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(key + "\n")
-        os.chmod(key_file, 0o600)
-        return key
+        key = _read_key(key_file)
+        if key is not None:
+            return key
+        # Written whole under a temporary name, then linked into place: web
+        # workers starting together all end up with the key that won.
+        candidate = secrets.token_urlsafe(50)
+        tmp = beside / f".secret_key.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(candidate + "\n")
+            os.chmod(tmp, 0o600)
+            try:
+                os.link(tmp, key_file)
+            except FileExistsError:
+                # Another process won the race, or left a key too short to use.
+                key = _read_key(key_file)
+                if key is not None:
+                    return key
+                os.replace(tmp, key_file)
+            except OSError as e:
+                if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+                    raise
+                os.replace(tmp, key_file)  # a filesystem without hard links
+            return candidate
+        finally:
+            tmp.unlink(missing_ok=True)
     except OSError as e:
         raise ConfigError(f"cannot keep the secret key in {key_file}: {e.strerror}") from None
+
+
+def _read_key(key_file: Path) -> str | None:
+    if not key_file.exists():
+        return None
+    key = key_file.read_text().strip()
+    return key if len(key) >= 32 else None

@@ -1,15 +1,27 @@
 """Settings for the test suite: hermetic, fast, and shareable with subprocesses.
 
 The process environment is fixed before the real settings are read, so a
-developer's .env (with real keys) never reaches a test.
+developer's .env (with real keys, another database, a different interval)
+never reaches a test: every variable the environment does not set is set
+empty here, and an empty variable both beats .env and means "the default".
 """
 
+import atexit
 import os
+import shutil
 import tempfile
 
+from syntrack_site.config import VARIABLES
+
 _tmp = tempfile.mkdtemp(prefix="syntrack-test-")
-os.environ.setdefault("SYNTRACK_DB_PATH", os.path.join(_tmp, "syntrack.db"))
-os.environ.setdefault("SECRET_KEY", "test-secret-key-that-is-long-enough-0123456789")
+# Each test run (each xdist worker) has its own directory; it goes with it.
+atexit.register(shutil.rmtree, _tmp, ignore_errors=True)
+for _name in VARIABLES:
+    os.environ.setdefault(_name, "")
+if not os.environ["SYNTRACK_DB_PATH"]:
+    os.environ["SYNTRACK_DB_PATH"] = os.path.join(_tmp, "syntrack.db")
+if not os.environ["SECRET_KEY"]:
+    os.environ["SECRET_KEY"] = "test-secret-key-that-is-long-enough-0123456789"
 for _name in ("SYNTHETIC_API_KEY", "ZAI_API_KEY"):
     os.environ[_name] = ""
 os.environ["SYNTRACK_ADMIN_USER"] = "admin"

@@ -15,20 +15,29 @@ import argparse
 import contextlib
 import json
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class State:
-    def __init__(self, shape: str, zai_shape: str, reset_every: int) -> None:
+    def __init__(self, shape: str, zai_shape: str, reset_every: int, delay: float = 0.0, status: int = 200) -> None:
         self.lock = threading.Lock()
         self.shape = shape
         self.zai_shape = zai_shape
         self.reset_every = reset_every
+        # Tests may change these while the server runs.
+        self.delay = delay
+        self.status = status
         self.synthetic_calls = 0
         self.zai_calls = 0
+        # Requests received, counted before any delay: "a request is in flight".
+        self.arrived = 0
+        self.stopping = threading.Event()
         self.started = datetime.now(UTC)
+
+    def arrive(self) -> None:
+        with self.lock:
+            self.arrived += 1
 
     def window_end(self, calls: int, length: timedelta) -> datetime:
         # Each "window" lasts reset_every requests; its end moves on with it.
@@ -129,11 +138,12 @@ def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def make_handler(state: State, delay: float, status: int):
+def make_handler(state: State):
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if delay:
-                time.sleep(delay)
+            state.arrive()
+            if state.delay and state.stopping.wait(state.delay):
+                return  # the server is shutting down
             if self.path.endswith("/v2/quotas"):
                 body = state.synthetic()
             elif self.path.endswith("/monitor/usage/quota/limit"):
@@ -144,13 +154,15 @@ def make_handler(state: State, delay: float, status: int):
             if not self.headers.get("Authorization"):
                 status_code, body = 401, {"error": "Invalid API key"}
             else:
-                status_code = status
+                status_code = state.status
             data = json.dumps(body).encode()
-            self.send_response(status_code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            # The client may have given up (a poller stopped mid-request).
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.send_response(status_code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
         def log_message(self, format: str, *args: object) -> None:
             pass
@@ -158,12 +170,26 @@ def make_handler(state: State, delay: float, status: int):
     return Handler
 
 
+class FakeUpstream(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, port: int, state: State) -> None:
+        self.state = state
+        super().__init__(("127.0.0.1", port), make_handler(state))
+
+    def shutdown(self) -> None:
+        self.state.stopping.set()  # cut delayed answers short
+        super().shutdown()
+
+
 def serve(
     port: int, shape: str = "v3", zai_shape: str = "v2", delay: float = 0.0, status: int = 200, reset_every: int = 30
-) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(State(shape, zai_shape, reset_every), delay, status))
-    server.daemon_threads = True
-    return server
+) -> FakeUpstream:
+    """A server on 127.0.0.1 (port 0 picks a free one); run ``serve_forever()`` in a thread.
+
+    ``server.state`` counts requests and lets a test change ``delay`` and ``status`` on the fly.
+    """
+    return FakeUpstream(port, State(shape, zai_shape, reset_every, delay, status))
 
 
 def main() -> None:

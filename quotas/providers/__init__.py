@@ -44,7 +44,8 @@ class Fetched:
 
 
 def api_key(provider: str) -> str:
-    return getattr(settings, KEY_SETTINGS[provider], "") or ""
+    # Stray whitespace from an .env line would be sent in the header otherwise.
+    return (getattr(settings, KEY_SETTINGS[provider], "") or "").strip()
 
 
 def configured() -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -19,17 +20,33 @@ SERVER_ERROR = "server_error"
 NETWORK_ERROR = "network_error"
 INVALID_RESPONSE = "invalid_response"
 
+# Column sizes of what a quota is stored in (quotas.models).
+MAX_KEY = 64
+MAX_LABEL = 100
+MAX_UNIT = 16
+MAX_PLAN = 64
+MAX_MESSAGE = 500
+
 
 class PollFailure(Exception):
     """A poll that yielded no usable quota, with its outcome kind."""
 
     def __init__(self, outcome: str, message: str, *, retry_after: float | None = None, body: bytes | None = None):
-        super().__init__(message)
+        super().__init__()
         self.outcome = outcome
         self.message = message
         self.retry_after = retry_after
         # Kept for drift: the raw body goes into the snapshot for `reparse`.
         self.body = body
+
+    @property
+    def message(self) -> str:
+        return self.args[0] if self.args else ""
+
+    @message.setter
+    def message(self, value: str) -> None:
+        # One text for .message, str() and repr(): redacting one redacts all.
+        self.args = (clean_text(value, MAX_MESSAGE, ellipsis=False),)
 
 
 @dataclass
@@ -48,12 +65,21 @@ class Quota:
     details: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # Whatever an adapter computed, a stored quota holds finite numbers
+        # and text that fits its columns.
+        self.key = slug(self.key) or "unknown"
+        self.label = clean_text(self.label, MAX_LABEL) or self.key
+        self.unit = clean_text(self.unit, MAX_UNIT)
+        self.used = finite(self.used)
+        self.limit = finite(self.limit)
+        self.remaining = finite(self.remaining)
+        self.percent = finite(self.percent)
         # remaining = max(limit - used, 0) when both are known, else the
         # upstream's own remaining; percent from used/limit when possible.
         if self.used is not None and self.limit is not None:
-            self.remaining = max(subtract(self.limit, self.used), 0.0)
+            self.remaining = finite(max(subtract(self.limit, self.used), 0.0))
             if self.limit > 0:
-                self.percent = self.used / self.limit * 100
+                self.percent = percent_of(self.used, self.limit)
             elif self.percent is None:
                 self.percent = 0.0
 
@@ -94,21 +120,77 @@ def number(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
-        result = float(value)
+        try:
+            result = float(value)
+        except OverflowError:  # a JSON integer with hundreds of digits
+            return None
     elif isinstance(value, str):
-        text = value.strip().replace(",", "").replace("$", "").replace("US", "").strip()
+        text = _CURRENCY.sub("", value)
+        if not text or len(text) > 100:
+            return None
         try:
             result = float(Decimal(text))
-        except (InvalidOperation, ValueError):
+        except (InvalidOperation, ValueError, OverflowError):
             return None
     else:
         return None
-    return result if math.isfinite(result) else None
+    return finite(result)
+
+
+_CURRENCY = re.compile(r"(?i)usd|us(?=\$)|\$|,|\s")
+
+
+def finite(value: float | None) -> float | None:
+    """``value`` as a float when it is a finite number, else None (no NaN or ∞ is ever stored)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        value = float(value)
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _decimal(value: float) -> Decimal:
+    return Decimal(repr(float(value)))
 
 
 def subtract(a: float, b: float) -> float:
     """``a - b`` in decimal, so 1350 - 154.3 is 1195.7 and not 1195.7000000000000455."""
-    return float(Decimal(repr(a)) - Decimal(repr(b)))
+    return float(_decimal(a) - _decimal(b))
+
+
+def multiply(a: float, b: float) -> float:
+    """``a × b`` in decimal, so 0.05 × 100 is 5.0 and 0.05 × 500 is 25.0."""
+    return float(_decimal(a) * _decimal(b))
+
+
+def percent_of(part: float, whole: float) -> float | None:
+    """``part / whole × 100`` in decimal (251 of 1250 is 20.08, not 20.080000000000002)."""
+    if not whole:
+        return None
+    return finite(float(_decimal(part) * 100 / _decimal(whole)))
+
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def clean_text(value: Any, max_length: int, *, ellipsis: bool = True) -> str:
+    """Upstream text made safe to store and show: no control characters, one line, bounded."""
+    text = value if isinstance(value, str) else str(value)
+    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cs") else ch for ch in text)
+    text = _WHITESPACE.sub(" ", text).strip()
+    if len(text) <= max_length:
+        return text
+    return text[: max_length - 1] + "…" if ellipsis else text[:max_length]
+
+
+def slug(name: Any, max_length: int = MAX_KEY) -> str:
+    """A stable key from upstream text: ``FOO_LIMIT`` → ``foo_limit``, ``dailyCap`` → ``daily_cap``."""
+    text = name if isinstance(name, str) else str(name)
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", text).lower()
+    text = re.sub(r"[^a-z0-9]+", "_", text).strip("_")
+    return text[:max_length].rstrip("_")
 
 
 def iso_time(value: Any) -> datetime | None:
@@ -120,11 +202,15 @@ def iso_time(value: Any) -> datetime | None:
         text = text[:-1] + "+00:00"
     try:
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        parsed = parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    # Go's zero time (0001-01-01T00:00:00Z) means "not set", never a real instant.
+    if parsed.year <= 1:
+        return None
+    return parsed
 
 
 def epoch_ms(value: Any) -> datetime | None:

@@ -9,17 +9,22 @@ C: plus the regenerating rollingFiveHourLimit and weeklyTokenLimit windows,
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from quotas.providers.base import (
     DRIFT,
+    INVALID_RESPONSE,
     Parsed,
     PollFailure,
     Quota,
+    clean_text,
+    finite,
     first,
     iso_time,
+    multiply,
     number,
+    percent_of,
+    slug,
     subtract,
 )
 
@@ -36,23 +41,32 @@ KNOWN_KEYS = {
 
 
 def url(base_url: str) -> str:
-    return f"{base_url}/v2/quotas"
+    return f"{base_url.rstrip('/')}/v2/quotas"
 
 
 def headers(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"}
 
 
-def parse(data: dict) -> Parsed:
-    """Turn a decoded payload into quotas; raise drift when none is usable."""
-    quotas: list[Quota] = []
+def parse(data: Any) -> Parsed:
+    """Turn a decoded payload into quotas; raise drift when no known quota is usable.
+
+    Unknown blocks shaped like counters become generic quotas next to the
+    known ones, and are listed in ``Parsed.unknown`` either way. A payload with
+    nothing but unknown blocks is drift: it must not replace the last good
+    readings.
+    """
+    if not isinstance(data, dict):
+        raise PollFailure(INVALID_RESPONSE, f"payload is not a JSON object but {type(data).__name__}")
+    known: list[Quota] = []
+    generic: list[Quota] = []
     unknown: list[str] = []
 
     def add(quota: Quota | None, where: str) -> None:
         if quota is None:
             unknown.append(f"{where} (unreadable)")
         else:
-            quotas.append(quota)
+            known.append(quota)
 
     if "subscription" in data:
         add(_counter(data["subscription"], "subscription", "Subscription", "requests"), "subscription")
@@ -64,16 +78,18 @@ def parse(data: dict) -> Parsed:
                 add(_counter(block, "search_hourly", "Search (hourly)", "requests"), "search.hourly")
             else:
                 unknown.append(f"search.{window}")
-                generic = _counter(block, f"search_{_slug(window)}", f"Search ({window})", "requests")
-                if generic is not None:
-                    quotas.append(generic)
+                quota = _counter(block, f"search_{slug(window)}", f"Search ({window})", "requests")
+                if quota is not None:
+                    generic.append(quota)
     elif "search" in data:
         unknown.append("search (unreadable)")
 
     # The tool-call allowance was renamed in March 2026; both names are the same quota.
-    tool_calls = first(data, "freeToolCalls", "toolCallDiscounts")
-    if tool_calls is not None:
-        add(_counter(tool_calls, "free_tool_calls", "Tool calls", "calls"), "freeToolCalls")
+    tool_calls = [name for name in ("freeToolCalls", "toolCallDiscounts") if data.get(name) is not None]
+    if tool_calls:
+        readable = [name for name in tool_calls if isinstance(data[name], dict)]
+        name = (readable or tool_calls)[0]
+        add(_counter(data[name], "free_tool_calls", "Tool calls", "calls"), name)
 
     if "rollingFiveHourLimit" in data:
         add(_rolling_requests(data["rollingFiveHourLimit"]), "rollingFiveHourLimit")
@@ -86,14 +102,23 @@ def parse(data: dict) -> Parsed:
         unknown.append(key)
         # An unknown block shaped like the others still becomes a quota.
         if isinstance(value, dict):
-            generic = _counter(value, _slug(key), _label(key), "requests")
-            if generic is not None:
-                quotas.append(generic)
+            quota = _counter(value, slug(key), _label(key), "requests")
+            if quota is not None:
+                generic.append(quota)
 
-    if not quotas:
-        what = "empty payload {}" if not data else f"no known quota in payload (keys: {', '.join(sorted(data))[:120]})"
-        raise PollFailure(DRIFT, what)
-    return Parsed(quotas=quotas, unknown=unknown)
+    if not known:
+        if not data:
+            raise PollFailure(DRIFT, "empty payload {}: no data")
+        keys = ", ".join(sorted(data))
+        raise PollFailure(DRIFT, f"no known quota in payload (keys: {keys[:120]})")
+    quotas: list[Quota] = []
+    seen: set[str] = set()
+    for quota in known + generic:
+        # A generic block never shadows a known quota, nor another generic one.
+        if quota.key not in seen:
+            seen.add(quota.key)
+            quotas.append(quota)
+    return Parsed(quotas=quotas, unknown=[clean_text(u, 200) for u in unknown])
 
 
 def _counter(block: Any, key: str, label: str, unit: str) -> Quota | None:
@@ -124,7 +149,7 @@ def _rolling_requests(block: Any) -> Quota | None:
     remaining = number(block.get("remaining"))
     if limit is None and remaining is None:
         return None
-    used = subtract(limit, remaining) if limit is not None and remaining is not None else None
+    used = max(subtract(limit, remaining), 0.0) if limit is not None and remaining is not None else None
     next_tick = iso_time(first(block, "nextTickAt", "next_tick_at"))
     # Upstream sends the share restored per tick as a fraction (0.05 = 5 %).
     tick_fraction = number(first(block, "tickPercent", "tick_percent"))
@@ -132,8 +157,10 @@ def _rolling_requests(block: Any) -> Quota | None:
     details: dict[str, Any] = {
         "limited": bool(limited) if isinstance(limited, bool) else (remaining is not None and remaining <= 0),
         "next_tick_at": _iso(next_tick),
-        "tick_percent": tick_fraction * 100 if tick_fraction is not None else None,
-        "regen_amount": tick_fraction * limit if tick_fraction is not None and limit is not None else None,
+        "tick_percent": finite(multiply(tick_fraction, 100)) if tick_fraction is not None else None,
+        "regen_amount": finite(multiply(tick_fraction, limit))
+        if tick_fraction is not None and limit is not None
+        else None,
     }
     return Quota(
         key="rolling_5h",
@@ -157,13 +184,13 @@ def _weekly_credits(block: Any) -> Quota | None:
     percent_remaining = number(first(block, "percentRemaining", "percent_remaining"))
     if limit is None and remaining is None and percent_remaining is None:
         return None
-    used = subtract(limit, remaining) if limit is not None and remaining is not None else None
+    used = max(subtract(limit, remaining), 0.0) if limit is not None and remaining is not None else None
     regen = number(first(block, "nextRegenCredits", "next_regen_credits"))
     next_regen = iso_time(first(block, "nextRegenAt", "next_regen_at"))
     details: dict[str, Any] = {
         "limited": remaining is not None and remaining <= 0,
         "next_tick_at": _iso(next_regen),
-        "tick_percent": regen / limit * 100 if regen is not None and limit else None,
+        "tick_percent": percent_of(regen, limit) if regen is not None and limit else None,
         "regen_amount": regen,
     }
     if percent_remaining is not None:
@@ -176,19 +203,15 @@ def _weekly_credits(block: Any) -> Quota | None:
         used=used,
         limit=limit,
         remaining=remaining,
-        percent=subtract(100.0, percent_remaining) if percent_remaining is not None else None,
+        percent=max(subtract(100.0, percent_remaining), 0.0) if percent_remaining is not None else None,
         resets_at=next_regen,
         details=details,
     )
 
 
 def _iso(value: Any) -> str | None:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower().replace("-", "_")
+    return value.replace(microsecond=0).isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 def _label(name: str) -> str:
-    return _slug(name).replace("_", " ").capitalize()
+    return slug(name).replace("_", " ").capitalize() or "Unknown"

@@ -12,15 +12,19 @@ from typing import Any
 
 from quotas.providers.base import (
     DRIFT,
+    INVALID_RESPONSE,
+    MAX_PLAN,
     RATE_LIMITED,
     SERVER_ERROR,
     UNAUTHORIZED,
     Parsed,
     PollFailure,
     Quota,
+    clean_text,
     epoch_ms,
     first,
     number,
+    slug,
 )
 
 ID = "zai"
@@ -43,7 +47,7 @@ RATE_CODES = {429, 1302, 1303, 1305}
 
 
 def url(base_url: str) -> str:
-    return f"{base_url}/monitor/usage/quota/limit"
+    return f"{base_url.rstrip('/')}/monitor/usage/quota/limit"
 
 
 def headers(api_key: str) -> dict[str, str]:
@@ -51,7 +55,14 @@ def headers(api_key: str) -> dict[str, str]:
     return {"Authorization": api_key, "Accept-Language": "en-US,en"}
 
 
-def parse(data: dict) -> Parsed:
+def parse(data: Any) -> Parsed:
+    """Turn a decoded payload into quotas, or raise the error it carries.
+
+    Unknown limit types still become generic quotas (and are listed in
+    ``Parsed.unknown``); drift is raised only when no window is usable.
+    """
+    if not isinstance(data, dict):
+        raise PollFailure(INVALID_RESPONSE, f"payload is not a JSON object but {type(data).__name__}")
     _raise_for_envelope(data)
     unknown = [f"envelope.{k}" for k in data if k not in ENVELOPE_KEYS]
     payload = data.get("data")
@@ -69,9 +80,12 @@ def parse(data: dict) -> Parsed:
             unknown.append("limits[] (not an object)")
             continue
         quota, known = _window(item)
+        key = quota.key if quota is not None else _classify(item)[0]
         if not known:
-            unknown.append(f"limit {item.get('type')} unit={item.get('unit')} number={item.get('number')}")
+            unknown.append(f"limit {key} (type={item.get('type')})")
         if quota is None:
+            if known:
+                unknown.append(f"limit {key} (unreadable)")
             continue
         if quota.key in seen:
             unknown.append(f"duplicate window {quota.key}")
@@ -84,8 +98,8 @@ def parse(data: dict) -> Parsed:
             DRIFT, "no usable quota in payload" + (f" ({len(limits)} limits unreadable)" if limits else "")
         )
     level = payload.get("level")
-    plan = level.strip() if isinstance(level, str) and level.strip() else None
-    return Parsed(quotas=quotas, plan=plan, unknown=unknown)
+    plan = clean_text(level, MAX_PLAN) or None if isinstance(level, str) else None
+    return Parsed(quotas=quotas, plan=plan, unknown=[clean_text(u, 200) for u in unknown])
 
 
 def _raise_for_envelope(data: dict) -> None:
@@ -97,11 +111,8 @@ def _raise_for_envelope(data: dict) -> None:
         return
     if success is None and code is None:
         return  # no envelope at all: let the data checks decide
-    try:
-        code_number = int(code)
-    except (TypeError, ValueError):
-        code_number = 0
-    detail = f"code={code}" + (f", msg={message}" if message else "")
+    code_number = _int(code) or 0
+    detail = f"code={clean_text(code, 40)}" + (f", msg={message}" if message else "")
     if code_number in AUTH_CODES:
         if code_number == 1113:
             raise PollFailure(UNAUTHORIZED, f"this key has no coding plan ({detail})")
@@ -111,34 +122,46 @@ def _raise_for_envelope(data: dict) -> None:
     raise PollFailure(SERVER_ERROR, f"API returned an error ({detail})")
 
 
-def _window(item: dict) -> tuple[Quota | None, bool]:
-    """One limit entry as a quota, and whether its kind is a known one."""
-    kind = str(item.get("type") or "UNKNOWN").upper()
+def _kind(item: dict) -> str:
+    kind = item.get("type")
+    return slug(kind, 40).upper() if isinstance(kind, str) and slug(kind, 40) else "UNKNOWN"
+
+
+def _key(item: dict) -> str:
+    """``<type lower>_<unit>_<number>``, the key of a window SynTrack does not know."""
+    unit_code, count = _int(item.get("unit")), _int(item.get("number"))
+    return "_".join([_kind(item).lower(), _code(unit_code), _code(count)])
+
+
+def _code(value: int | None) -> str:
+    return "x" if value is None else str(value)[:8]
+
+
+def _classify(item: dict) -> tuple[str, str, str, bool]:
+    """``(key, label, unit, known)`` of a limit entry, from its type, unit and number alone."""
+    kind = _kind(item)
     unit_code = _int(item.get("unit"))
     count = _int(item.get("number"))
     known = WINDOWS.get((kind, unit_code, count))
     if known is not None:
-        key, label, unit = known
-    else:
-        key = f"{kind.lower()}_{unit_code if unit_code is not None else 'x'}_{count if count is not None else 'x'}"
-        label = _generic_label(kind, unit_code, count)
-        unit = (
-            "tokens"
-            if "TOKEN" in kind
-            else "credits"
-            if "CREDIT" in kind
-            else "calls"
-            if "TIME" in kind
-            else "requests"
-        )
+        return (*known, True)
+    unit = "tokens" if "TOKEN" in kind else "credits" if "CREDIT" in kind else "calls" if "TIME" in kind else "requests"
+    return _key(item), _generic_label(kind, unit_code, count), unit, False
 
+
+def _window(item: dict) -> tuple[Quota | None, bool]:
+    """One limit entry as a quota, and whether its kind is a known one."""
+    key, label, unit, known = _classify(item)
+    kind = _kind(item)
+    unit_code = _int(item.get("unit"))
+    count = _int(item.get("number"))
     used = number(first(item, "currentValue", "current_value"))
     limit = number(item.get("usage"))
     remaining = number(item.get("remaining"))
     percent = number(first(item, "percentage", "percent"))
     if used is None and limit is None and remaining is None and percent is None:
-        return None, known is not None
-    if used is None and limit is None:
+        return None, known
+    if used is None and limit is None and remaining is None:
         # Some plans report only a share: the numbers are percentages then.
         unit = "percent"
 
@@ -146,7 +169,10 @@ def _window(item: dict) -> tuple[Quota | None, bool]:
     usage_details = first(item, "usageDetails", "usage_details")
     if isinstance(usage_details, list):
         details["tools"] = [
-            {"name": str(first(d, "modelCode", "model_code", "name")), "used": number(first(d, "usage", "used"))}
+            {
+                "name": clean_text(first(d, "modelCode", "model_code", "name"), 100),
+                "used": number(first(d, "usage", "used")),
+            }
             for d in usage_details
             if isinstance(d, dict) and first(d, "modelCode", "model_code", "name") is not None
         ]
@@ -162,12 +188,12 @@ def _window(item: dict) -> tuple[Quota | None, bool]:
         resets_at=epoch_ms(first(item, "nextResetTime", "next_reset_time")),
         details=details,
     )
-    return quota, known is not None
+    return quota, known
 
 
 def _int(value: Any) -> int | None:
     n = number(value)
-    return int(n) if n is not None and n == int(n) else None
+    return int(n) if n is not None and n == int(n) and abs(n) < 1e15 else None
 
 
 def _generic_label(kind: str, unit_code: int | None, count: int | None) -> str:

@@ -11,7 +11,8 @@ import time
 
 from django.conf import settings
 from django.core.management.base import CommandError
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
+from django.db.migrations.executor import MigrationExecutor
 
 from quotas import providers
 from quotas.locking import LockHeld, PollLock
@@ -19,7 +20,7 @@ from quotas.management.base import OneLineErrorsCommand, usage_error
 from quotas.models import Outcome, PollAttempt, PollSession
 from quotas.polling import next_delay, prune_raw_bodies, store
 from quotas.providers import Fetched
-from quotas.providers.base import INVALID_RESPONSE, PollFailure
+from quotas.providers.base import INVALID_RESPONSE, NETWORK_ERROR, PollFailure
 
 logger = logging.getLogger("syntrack.poll")
 
@@ -27,10 +28,17 @@ MIN_INTERVAL, MAX_INTERVAL = 10, 3600
 # Slices of every wait, so a signal is acted on well within 2 seconds.
 WAIT_SLICE = 0.25
 PRUNE_EVERY = 3600.0
+# lib.http bounds a fetch to about 30 s, but a server that trickles its headers
+# can hold a thread longer; past this the fetch is given up.
+FETCH_WATCHDOG = 45.0
 
 
 class Command(OneLineErrorsCommand):
     help = "Poll the quota APIs of every configured provider (Synthetic, Z.ai) and store what they report."
+    # Set by a signal; tests may drive run_loop()/run_once() without handle().
+    shutdown = False
+    stop_signal: str | None = None
+    signal_noted = False
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
@@ -48,23 +56,31 @@ class Command(OneLineErrorsCommand):
         if not MIN_INTERVAL <= interval <= MAX_INTERVAL:
             raise usage_error(f"--interval must be between {MIN_INTERVAL} and {MAX_INTERVAL} seconds, got {interval}")
         chosen = self.chosen_providers(options["provider"])
+        check_database()
 
-        self.shutdown = False
-        signal.signal(signal.SIGTERM, self.on_signal)
-        signal.signal(signal.SIGINT, self.on_signal)
-
-        lock = PollLock("manage.py poll")
+        self.shutdown, self.stop_signal, self.signal_noted = False, None, False
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            previous = {signum: signal.signal(signum, self.on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
         try:
-            lock.acquire()
-        except LockHeld as e:
-            raise CommandError(str(e), returncode=1) from None
-        try:
-            if options["once"]:
-                self.run_once(chosen)
-            else:
-                self.run_loop(chosen, interval, options["max_polls"])
+            lock = PollLock("manage.py poll")
+            try:
+                acquired = lock.acquire(stop=lambda: self.shutdown)
+            except LockHeld as e:
+                raise CommandError(str(e), returncode=1) from None
+            try:
+                if not acquired:  # stopped while waiting for the lock
+                    self.note_signal()
+                elif options["once"]:
+                    self.run_once(chosen)
+                else:
+                    self.run_loop(chosen, interval, options["max_polls"])
+            finally:
+                lock.release()
         finally:
-            lock.release()
+            # call_command() in a test or a shell must not keep our handlers.
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     def chosen_providers(self, only: str | None) -> list[str]:
         available = providers.configured()
@@ -77,9 +93,16 @@ class Command(OneLineErrorsCommand):
         return [only]
 
     def on_signal(self, signum: int, frame: object) -> None:
-        if not self.shutdown:
-            self.stdout.write(f"{signal.Signals(signum).name}, finishing...")
+        # Only flags: writing to stdout here could re-enter a write the signal
+        # interrupted. The waiting loop reports it (note_signal).
+        if self.stop_signal is None:
+            self.stop_signal = signal.Signals(signum).name
         self.shutdown = True
+
+    def note_signal(self) -> None:
+        if self.stop_signal is not None and not self.signal_noted:
+            self.signal_noted = True
+            self.stdout.write(f"{self.stop_signal}, finishing...")
 
     # One poll, in the calling thread. Tests drive the poller through this.
     def poll_once(self, provider: str, session: PollSession | None = None) -> bool:
@@ -95,7 +118,18 @@ class Command(OneLineErrorsCommand):
             return Fetched(provider, None, failure, None, None)
 
     def record(self, fetched: Fetched, session: PollSession | None) -> PollAttempt:
-        attempt = store(fetched, session)
+        try:
+            attempt = store(fetched, session)
+        except Exception as e:
+            # One payload that cannot be stored (a value too long for its
+            # column, a bug in cycle tracking) must not crash-loop the poller
+            # and starve the other provider: record it as a failed poll. If
+            # even that fails, the database itself is in trouble: let it raise.
+            logger.exception("%s: could not store the response", fetched.provider)
+            if session is not None:
+                session.refresh_from_db()  # drop the counts of the rolled-back poll
+            failure = PollFailure(INVALID_RESPONSE, f"could not store the response: {type(e).__name__}")
+            attempt = store(Fetched(fetched.provider, None, failure, None, fetched.latency_ms), session)
         name = providers.NAMES[fetched.provider]
         latency = f" in {attempt.latency_ms} ms" if attempt.latency_ms is not None else ""
         if attempt.outcome == Outcome.OK:
@@ -106,14 +140,24 @@ class Command(OneLineErrorsCommand):
         return attempt
 
     def run_once(self, chosen: list[str]) -> None:
+        """Poll each provider once, in parallel; a poll that failed makes it exit 1.
+
+        A signal stops the wait at once: what arrived is kept, requests still
+        in flight are abandoned unwritten, and stopping on request is no failure.
+        """
         results: queue.Queue[tuple[str, float, Fetched]] = queue.Queue()
         for provider in chosen:
             self.start_fetch(provider, results)
         failed = []
-        for _ in chosen:
+        pending = list(chosen)
+        while pending:
             item = self.wait_for_result(results, until_shutdown=True)
             if item is None:
-                raise CommandError("interrupted before every provider answered", returncode=1)
+                self.note_signal()
+                names = ", ".join(providers.NAMES[p] for p in pending)
+                self.stdout.write(f"stopped before {names} answered: nothing stored")
+                break
+            pending.remove(item[0])
             attempt = self.record(item[2], None)
             self.stdout.write(f"{providers.NAMES[attempt.provider]}: {attempt.outcome} ({attempt.message})")
             if attempt.outcome != Outcome.OK:
@@ -142,7 +186,9 @@ class Command(OneLineErrorsCommand):
         results: queue.Queue[tuple[str, float, Fetched]] = queue.Queue()
         due = dict.fromkeys(chosen, time.monotonic())
         failures = dict.fromkeys(chosen, 0)
-        in_flight: set[str] = set()
+        # provider -> when its fetch started; the start also tells a late
+        # answer of an abandoned fetch from the current one.
+        in_flight: dict[str, float] = {}
         polls = 0
         next_prune = time.monotonic()
         try:
@@ -150,21 +196,29 @@ class Command(OneLineErrorsCommand):
                 now = time.monotonic()
                 for provider in chosen:
                     if provider not in in_flight and due[provider] <= now:
-                        in_flight.add(provider)
-                        self.start_fetch(provider, results)
+                        in_flight[provider] = self.start_fetch(provider, results)
+                fetched_items = [
+                    self.stalled(p, in_flight.pop(p)) for p in list(in_flight) if self.is_stalled(in_flight[p], now)
+                ]
                 waits = [due[p] - now for p in chosen if p not in in_flight]
-                item = self.wait_for_result(results, timeout=max(min(waits, default=WAIT_SLICE), 0.0))
-                if item is None:
-                    continue
-                provider, started, fetched = item
-                in_flight.discard(provider)
-                if not connection.in_atomic_block:
-                    close_old_connections()
-                attempt = self.record(fetched, sessions[provider])
-                failures[provider] = 0 if attempt.outcome == Outcome.OK else failures[provider] + 1
-                retry_after = fetched.failure.retry_after if fetched.failure else None
-                due[provider] = started + next_delay(interval, failures[provider], retry_after)
-                polls += 1
+                item = None
+                if not fetched_items:
+                    item = self.wait_for_result(results, timeout=max(min(waits, default=WAIT_SLICE), 0.0))
+                    if item is None:
+                        continue
+                    if in_flight.get(item[0]) != item[1]:
+                        logger.debug("%s: discarding the late answer of an abandoned fetch", item[0])
+                        continue
+                    del in_flight[item[0]]
+                    fetched_items = [item]
+                for provider, started, fetched in fetched_items:
+                    if not connection.in_atomic_block:
+                        close_old_connections()
+                    attempt = self.record(fetched, sessions[provider])
+                    failures[provider] = 0 if attempt.outcome == Outcome.OK else failures[provider] + 1
+                    retry_after = fetched.failure.retry_after if fetched.failure else None
+                    due[provider] = started + next_delay(interval, failures[provider], retry_after)
+                    polls += 1
                 if max_polls and polls >= max_polls:
                     break
                 if time.monotonic() >= next_prune:
@@ -175,17 +229,32 @@ class Command(OneLineErrorsCommand):
                         )
                     next_prune = time.monotonic() + PRUNE_EVERY
         finally:
+            self.note_signal()
             for session in sessions.values():
                 session.close()
             self.stdout.write("poll sessions closed")
 
-    def start_fetch(self, provider: str, results: queue.Queue) -> None:
+    def start_fetch(self, provider: str, results: queue.Queue) -> float:
+        """Fetch ``provider`` in a thread of its own; return when it started."""
+        started = time.monotonic()
+
         def work() -> None:
-            started = time.monotonic()
             results.put((provider, started, self.fetch(provider)))
 
         # Daemon threads: a request in flight at shutdown is simply abandoned.
         threading.Thread(target=work, name=f"fetch-{provider}", daemon=True).start()
+        return started
+
+    @staticmethod
+    def is_stalled(started: float, now: float) -> bool:
+        return now - started > FETCH_WATCHDOG
+
+    @staticmethod
+    def stalled(provider: str, started: float) -> tuple[str, float, Fetched]:
+        """A fetch stuck past every timeout counts as a network error, so the
+        provider is polled again instead of waiting on it forever."""
+        failure = PollFailure(NETWORK_ERROR, f"no complete answer within {FETCH_WATCHDOG:.0f} s")
+        return provider, started, Fetched(provider, None, failure, None, None)
 
     def wait_for_result(
         self, results: queue.Queue, timeout: float = 0.0, until_shutdown: bool = False
@@ -201,3 +270,15 @@ class Command(OneLineErrorsCommand):
             except queue.Empty:
                 continue
         return None
+
+
+def check_database() -> None:
+    """Refuse to start, in one line, against a database that is unreachable or not migrated."""
+    try:
+        executor = MigrationExecutor(connection)
+        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except DatabaseError as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise usage_error(f"cannot use the database: {reason}") from None
+    if pending:
+        raise usage_error(f"the database lacks {len(pending)} migration(s): run `manage.py migrate` first")

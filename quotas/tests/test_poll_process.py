@@ -1,0 +1,147 @@
+"""``manage.py poll`` as a real process: signals, the single-poller lock, crashes.
+
+Each test starts the poller against ``tools.fake_upstream`` (in a thread of the
+test process) and the database this test process uses, and kills whatever it
+started when it ends, pass or fail.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from quotas.locking import PollLock
+from quotas.models import PollAttempt, PollSession
+from quotas.tests.helpers import Process, fake_upstream, manage, poller_env, processes, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+READY = "polling Synthetic, Z.ai every 10 s"
+
+
+def start_loop(start, upstream, *extra: str) -> Process:
+    poller = start(manage("poll", "--interval", "10", *extra), poller_env(upstream))
+    poller.wait_for_line(READY, stream="stdout")
+    return poller
+
+
+def stop(poller: Process, signum: int) -> tuple[int, float]:
+    """Send ``signum``; return the exit code and how long the poller took to exit."""
+    started = time.monotonic()
+    poller.send(signum)
+    code = poller.wait(timeout=10)
+    return code, time.monotonic() - started
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_during_the_sleep_stops_it_within_2_seconds_and_closes_the_sessions(signum: int) -> None:
+    with fake_upstream() as upstream, processes() as start:
+        poller = start_loop(start, upstream)
+        wait_until(lambda: PollAttempt.objects.count() == 2, 10, "both providers polled")
+
+        code, took = stop(poller, signum)
+
+        assert code == 0, poller.output
+        assert took < 2.0
+        assert f"{signal.Signals(signum).name}, finishing..." in poller.stdout
+        assert "poll sessions closed" in poller.stdout
+        assert "Traceback" not in poller.stderr
+    sessions = list(PollSession.objects.all())
+    assert sorted(s.provider for s in sessions) == ["synthetic", "zai"]
+    for session in sessions:
+        assert session.ended_at is not None
+        assert session.polls_ok == 1
+        assert session.interval_seconds == 10
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_in_the_middle_of_a_slow_upstream_request_stops_it_within_2_seconds(signum: int) -> None:
+    with fake_upstream(delay=10) as upstream, processes() as start:
+        poller = start_loop(start, upstream)
+        wait_until(lambda: upstream.state.arrived >= 2, 5, "both requests in flight")
+
+        code, took = stop(poller, signum)
+
+        assert code == 0, poller.output
+        assert took < 2.0
+        assert f"{signal.Signals(signum).name}, finishing..." in poller.stdout
+        assert "Traceback" not in poller.stderr
+    # The abandoned requests wrote nothing; the sessions are closed, empty.
+    assert not PollAttempt.objects.exists()
+    sessions = list(PollSession.objects.all())
+    assert len(sessions) == 2
+    assert all(s.ended_at is not None and s.polls_ok == s.polls_failed == 0 for s in sessions)
+
+
+@pytest.mark.parametrize("second", [["--once"], ["--interval", "10"]], ids=["once", "loop"])
+def test_a_second_poller_refuses_within_5_seconds_naming_the_holder(second: list[str]) -> None:
+    with fake_upstream() as upstream, processes() as start:
+        holder = start_loop(start, upstream)
+
+        started = time.monotonic()
+        other = start(manage("poll", *second), poller_env(upstream))
+        code = other.wait(timeout=15)
+        took = time.monotonic() - started
+
+        assert code == 1, other.output
+        assert took < 5.0
+        assert len(other.stderr_lines) == 1, other.output
+        assert "another poller is running" in other.stderr
+        assert f"pid {holder.pid}" in other.stderr
+        assert "Traceback" not in other.stderr
+        assert holder.popen.poll() is None  # the holder is undisturbed
+    assert PollSession.objects.count() == 2
+
+
+def test_a_new_poller_takes_the_lock_at_once_after_the_holder_is_killed() -> None:
+    with fake_upstream() as upstream, processes() as start:
+        holder = start_loop(start, upstream)
+        holder.kill()  # SIGKILL: no clean-up at all, and reaped
+
+        # Free the moment the holder died, without waiting.
+        probe = PollLock("probe", wait=0)
+        assert probe.acquire() is True
+        probe.release()
+        once = start(manage("poll", "--once"), poller_env(upstream))
+        code = once.wait(timeout=15)
+
+        assert code == 0, once.output
+        assert "another poller" not in once.stderr
+
+
+def test_the_next_poller_closes_the_sessions_a_killed_poller_left_open_at_their_last_successful_poll() -> None:
+    with fake_upstream() as upstream, processes() as start:
+        crashed = start_loop(start, upstream)
+        wait_until(lambda: PollSession.objects.filter(polls_ok=1).count() == 2, 10, "both providers polled")
+        crashed.kill()
+        orphans = list(PollSession.objects.filter(ended_at__isnull=True))
+        assert len(orphans) == 2
+        assert all(s.last_success_at is not None for s in orphans)
+
+        successor = start_loop(start, upstream)
+        assert "closed 2 session(s) left open by an earlier run" in successor.stdout
+        code, _ = stop(successor, signal.SIGTERM)
+
+        assert code == 0, successor.output
+    for orphan in orphans:
+        orphan.refresh_from_db()
+        assert orphan.ended_at == orphan.last_success_at
+    assert PollSession.objects.count() == 4
+    assert not PollSession.objects.filter(ended_at__isnull=True).exists()
+
+
+def test_a_signal_stops_poll_once_waiting_on_a_slow_upstream_within_2_seconds() -> None:
+    with fake_upstream(delay=10) as upstream, processes() as start:
+        once = start(manage("poll", "--once"), poller_env(upstream))
+        wait_until(lambda: upstream.state.arrived >= 2, 10, "both requests in flight")
+
+        code, took = stop(once, signal.SIGTERM)
+
+        assert code == 0, once.output
+        assert took < 2.0
+        assert "SIGTERM, finishing..." in once.stdout
+        assert "stopped before Synthetic, Z.ai answered" in once.stdout
+    assert not PollAttempt.objects.exists()
+    assert not PollSession.objects.exists()
