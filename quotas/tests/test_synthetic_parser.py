@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import json
-import math
-import random
-import re
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -18,19 +13,12 @@ from quotas.providers import synthetic
 from quotas.providers.base import (
     DRIFT,
     INVALID_RESPONSE,
-    MAX_KEY,
-    MAX_LABEL,
-    MAX_MESSAGE,
-    MAX_PLAN,
-    MAX_UNIT,
     Parsed,
     PollFailure,
-    Quota,
     iso_time,
     number,
 )
-
-OUTCOMES = {"drift", "unauthorized", "rate_limited", "server_error", "network_error", "invalid_response"}
+from quotas.tests import robustness
 
 
 def at(*args: int, ms: int = 0) -> datetime:
@@ -44,38 +32,6 @@ def by_key(parsed: Parsed) -> dict[str, dict[str, Any]]:
 
 def parse(name: str) -> Parsed:
     return synthetic.parse(fixture_json(f"synthetic/{name}.json"))
-
-
-def assert_storable(result: Parsed) -> None:
-    """What the adapter hands over fits the columns and JSON fields it is stored in, on any database."""
-    keys = [q.key for q in result.quotas]
-    assert len(keys) == len(set(keys)), keys
-    assert result.quotas, "a Parsed always carries at least one quota"
-    for q in result.quotas:
-        assert isinstance(q, Quota)
-        assert re.fullmatch(r"[a-z0-9_]+", q.key) and len(q.key) <= MAX_KEY, q.key
-        assert isinstance(q.label, str) and 0 < len(q.label) <= MAX_LABEL, q.label
-        assert isinstance(q.unit, str) and 0 < len(q.unit) <= MAX_UNIT, q.unit
-        assert q.kind in ("reset", "rolling")
-        for name in ("used", "limit", "remaining", "percent"):
-            value = getattr(q, name)
-            assert value is None or (type(value) is float and math.isfinite(value)), (name, value)
-        if q.remaining is not None and q.used is not None and q.limit is not None:
-            assert q.remaining >= 0
-        if q.resets_at is not None:
-            assert q.resets_at.utcoffset().total_seconds() == 0
-        text = json.dumps(q.details, allow_nan=False)  # ValueError on NaN/inf
-        assert "\\u0000" not in text and "\x00" not in q.label + q.unit
-    assert result.plan is None or (isinstance(result.plan, str) and 0 < len(result.plan) <= MAX_PLAN)
-    for note in result.unknown:
-        assert isinstance(note, str) and len(note) <= 200 and "\x00" not in note
-
-
-def assert_failure_is_clean(failure: PollFailure) -> None:
-    assert failure.outcome in OUTCOMES
-    assert isinstance(failure.message, str) and 0 < len(failure.message) <= MAX_MESSAGE
-    assert "\x00" not in failure.message
-    assert str(failure) == failure.message
 
 
 # --- every generation, exactly -------------------------------------------------------------------
@@ -515,64 +471,9 @@ def test_a_counter_with_a_string_number_is_still_read() -> None:
 
 # --- robustness: odd but valid JSON never escapes as anything but PollFailure ---------------------
 
-ODD_VALUES: list[Any] = [
-    None,
-    "",
-    "abc",
-    "12",
-    "$1e400",
-    "\x00",
-    "\ud800",
-    [],
-    [[1, [2]], {"limit": 3}],
-    {},
-    {"limit": None},
-    True,
-    -1,
-    0,
-    1e308,
-    -1e308,
-    10**400,
-    float("nan"),
-    float("inf"),
-    "0001-01-01T00:00:00+05:00",
-    "9999-12-31T23:59:59-05:00",
-    "x" * 5000,
-]
-
-
-def _paths(node: Any, path: tuple = ()) -> list[tuple]:
-    """Every position in a JSON document, its root included."""
-    found = [path]
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found += _paths(value, (*path, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            found += _paths(value, (*path, index))
-    return found
-
-
-def _replace(document: Any, path: tuple, value: Any) -> Any:
-    if not path:
-        return value
-    result = copy.deepcopy(document)
-    node = result
-    for step in path[:-1]:
-        node = node[step]
-    node[path[-1]] = value
-    return result
-
 
 def parse_safely(data: Any) -> Parsed | PollFailure:
-    """``parse`` must either return storable quotas or raise a clean PollFailure."""
-    try:
-        result = synthetic.parse(data)
-    except PollFailure as failure:
-        assert_failure_is_clean(failure)
-        return failure
-    assert_storable(result)
-    return result
+    return robustness.parse_safely(synthetic.parse, data)
 
 
 SYNTHETIC_FIXTURES = ["v1_tool_call_discounts", "v2_free_tool_calls", "v3_rolling_windows", "v3_limited"]
@@ -585,14 +486,7 @@ def test_every_fixture_gives_storable_quotas(name: str) -> None:
 
 @pytest.mark.parametrize("name", SYNTHETIC_FIXTURES)
 def test_any_value_replaced_by_an_odd_one_gives_quotas_or_a_poll_failure(name: str) -> None:
-    document = fixture_json(f"synthetic/{name}.json")
-    for path in _paths(document):
-        for value in ODD_VALUES:
-            mutated = _replace(document, path, value)
-            try:
-                parse_safely(mutated)
-            except Exception as e:  # pragma: no cover - the message names the case
-                raise AssertionError(f"{name}: {path} = {value!r:.60} raised {e!r}") from e
+    robustness.assert_survives_every_replacement(synthetic.parse, fixture_json(f"synthetic/{name}.json"), name)
 
 
 @pytest.mark.parametrize(
@@ -619,23 +513,12 @@ def test_hand_picked_odd_shapes_give_quotas_or_a_poll_failure(data: dict) -> Non
 
 
 def test_random_mutations_give_quotas_or_a_poll_failure() -> None:
-    rng = random.Random(20260825)
     documents = [fixture_json(f"synthetic/{name}.json") for name in SYNTHETIC_FIXTURES]
-    for _ in range(2000):
-        document = rng.choice(documents)
-        for _ in range(rng.randint(1, 4)):
-            path = rng.choice(_paths(document))
-            document = _replace(document, path, rng.choice(ODD_VALUES))
-        try:
-            parse_safely(document)
-        except Exception as e:  # pragma: no cover - the message names the case
-            raise AssertionError(f"{document!r:.300} raised {e!r}") from e
+    robustness.assert_survives_random_mutations(synthetic.parse, documents, seed=20260825)
 
 
 @pytest.mark.django_db
 def test_odd_but_parsable_payloads_store_on_this_database() -> None:
-    from quotas.models import QuotaReading, Snapshot
-
     parsed = synthetic.parse(
         {
             "subscription": {"limit": 1e308, "requests": -1e308, "renewsAt": "0001-01-01T00:00:00Z"},
@@ -644,10 +527,4 @@ def test_odd_but_parsable_payloads_store_on_this_database() -> None:
             "x" * 300: {"limit": 3, "requests": 1},
         }
     )
-    snapshot = Snapshot.objects.create(provider="synthetic", plan=parsed.plan or "", drift_notes=parsed.unknown)
-    QuotaReading.objects.bulk_create(
-        QuotaReading(snapshot=snapshot, provider="synthetic", captured_at=snapshot.captured_at, **asdict(q))
-        for q in parsed.quotas
-    )
-
-    assert QuotaReading.objects.filter(snapshot=snapshot).count() == len(parsed.quotas) == 5
+    assert robustness.store_parsed("synthetic", parsed) == len(parsed.quotas) == 5

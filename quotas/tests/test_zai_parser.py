@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import random
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +22,7 @@ from quotas.providers.base import (
     PollFailure,
     epoch_ms,
 )
-from quotas.tests.test_synthetic_parser import ODD_VALUES, _paths, _replace, assert_failure_is_clean, assert_storable
+from quotas.tests import robustness
 
 ZAI_FIXTURES = ["v1_tokens_and_time", "v2_weekly_and_level", "v2_percentage_only", "v3_credit_lite"]
 
@@ -432,7 +431,7 @@ def test_error_envelopes_are_classified(body: dict, outcome: str) -> None:
         zai.parse(body)
 
     assert raised.value.outcome == outcome
-    assert_failure_is_clean(raised.value)
+    robustness.assert_failure_is_clean(raised.value)
 
 
 def test_a_missing_success_with_code_200_is_not_an_error() -> None:
@@ -521,13 +520,7 @@ def test_the_plan_comes_from_the_level(level: Any, plan: str | None) -> None:
 
 
 def parse_safely(data: Any) -> Parsed | PollFailure:
-    try:
-        result = zai.parse(data)
-    except PollFailure as failure:
-        assert_failure_is_clean(failure)
-        return failure
-    assert_storable(result)
-    return result
+    return robustness.parse_safely(zai.parse, data)
 
 
 @pytest.mark.parametrize("name", ZAI_FIXTURES)
@@ -537,13 +530,7 @@ def test_every_fixture_gives_storable_quotas(name: str) -> None:
 
 @pytest.mark.parametrize("name", [*ZAI_FIXTURES, "error_unauthorized_in_200", "error_no_coding_plan"])
 def test_any_value_replaced_by_an_odd_one_gives_quotas_or_a_poll_failure(name: str) -> None:
-    document = fixture_json(f"zai/{name}.json")
-    for path in _paths(document):
-        for value in ODD_VALUES:
-            try:
-                parse_safely(_replace(document, path, value))
-            except Exception as e:  # pragma: no cover - the message names the case
-                raise AssertionError(f"{name}: {path} = {value!r:.60} raised {e!r}") from e
+    robustness.assert_survives_every_replacement(zai.parse, fixture_json(f"zai/{name}.json"), name)
 
 
 @pytest.mark.parametrize(
@@ -569,23 +556,12 @@ def test_hand_picked_odd_shapes_give_quotas_or_a_poll_failure(data: dict) -> Non
 
 
 def test_random_mutations_give_quotas_or_a_poll_failure() -> None:
-    rng = random.Random(20260902)
     documents = [fixture_json(f"zai/{name}.json") for name in ZAI_FIXTURES]
-    for _ in range(2000):
-        document = rng.choice(documents)
-        for _ in range(rng.randint(1, 4)):
-            path = rng.choice(_paths(document))
-            document = _replace(document, path, rng.choice(ODD_VALUES))
-        try:
-            parse_safely(document)
-        except Exception as e:  # pragma: no cover - the message names the case
-            raise AssertionError(f"{document!r:.300} raised {e!r}") from e
+    robustness.assert_survives_random_mutations(zai.parse, documents, seed=20260902)
 
 
 @pytest.mark.django_db
 def test_odd_but_parsable_payloads_store_on_this_database() -> None:
-    from quotas.models import QuotaReading, Snapshot
-
     parsed = zai.parse(
         envelope(
             {"type": "TOKENS_LIMIT", "unit": 3, "number": 5, "usage": 1e308, "currentValue": -1e308},
@@ -595,10 +571,4 @@ def test_odd_but_parsable_payloads_store_on_this_database() -> None:
             level="\x00" + "p" * 300,
         )
     )
-    snapshot = Snapshot.objects.create(provider="zai", plan=parsed.plan or "", drift_notes=parsed.unknown)
-    QuotaReading.objects.bulk_create(
-        QuotaReading(snapshot=snapshot, provider="zai", captured_at=snapshot.captured_at, **asdict(q))
-        for q in parsed.quotas
-    )
-
-    assert QuotaReading.objects.filter(snapshot=snapshot).count() == len(parsed.quotas) == 4
+    assert robustness.store_parsed("zai", parsed) == len(parsed.quotas) == 4
