@@ -12,6 +12,8 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from accounts import checks  # noqa: F401  (registers the system checks)
+
         post_migrate.connect(bootstrap_after_migrate, sender=self, dispatch_uid="accounts.bootstrap_admin")
 
 
