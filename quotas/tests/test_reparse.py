@@ -12,7 +12,7 @@ import time_machine
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from quotas import polling
+from quotas import polling, reparsing
 from quotas.locking import PollLock
 from quotas.models import PollAttempt, QuotaReading, ResetCycle, Snapshot
 from quotas.providers import ADAPTERS, Fetched, zai
@@ -294,7 +294,7 @@ def test_reparsing_in_small_chunks_gives_the_same_history(pruned: int) -> None:
     Snapshot.objects.filter(pk__in=list(oldest)).update(raw=None)
     ResetCycle.objects.all().delete()
 
-    counts = polling.reparse("zai", chunk_size=2)
+    counts = reparsing.reparse("zai", chunk_size=2)
 
     assert state() == produced
     assert (counts.reparsed, counts.kept, counts.unusable, counts.readings, counts.cycles) == (

@@ -9,7 +9,7 @@ from django.core.management.base import CommandError
 from quotas import providers
 from quotas.locking import LockHeld, PollLock
 from quotas.management.base import OneLineErrorsCommand, usage_error
-from quotas.polling import ReparseCounts, ReparseError, reparse
+from quotas.reparsing import ReparseCounts, ReparseError, reparse
 
 
 class Command(OneLineErrorsCommand):
