@@ -9,6 +9,9 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+# The adapters cut what they hand over to these sizes.
+from quotas.providers.base import MAX_KEY, MAX_LABEL, MAX_MESSAGE, MAX_PLAN, MAX_UNIT
+
 
 class Provider(models.TextChoices):
     SYNTHETIC = "synthetic", "Synthetic"
@@ -35,7 +38,7 @@ class Snapshot(models.Model):
 
     provider = models.CharField(max_length=16, choices=Provider.choices)
     captured_at = models.DateTimeField(default=timezone.now)
-    plan = models.CharField(max_length=64, blank=True, default="")
+    plan = models.CharField(max_length=MAX_PLAN, blank=True, default="")
     # zlib-compressed upstream body; emptied after SYNTRACK_RAW_RETENTION_DAYS.
     raw = models.BinaryField(null=True, editable=False)
     # Unknown keys/windows were present, or nothing usable was (then no readings).
@@ -74,10 +77,10 @@ class QuotaReading(models.Model):
     provider = models.CharField(max_length=16, choices=Provider.choices)
     captured_at = models.DateTimeField()
     cycle = models.ForeignKey("ResetCycle", null=True, blank=True, on_delete=models.SET_NULL, related_name="readings")
-    key = models.CharField(max_length=64)
-    label = models.CharField(max_length=100)
+    key = models.CharField(max_length=MAX_KEY)
+    label = models.CharField(max_length=MAX_LABEL)
     kind = models.CharField(max_length=8, choices=Kind.choices)
-    unit = models.CharField(max_length=16)
+    unit = models.CharField(max_length=MAX_UNIT)
     used = models.FloatField(null=True)
     limit = models.FloatField(null=True)
     remaining = models.FloatField(null=True)
@@ -110,8 +113,8 @@ class ResetCycle(models.Model):
     """The life of one ``reset`` window between two resets (product.md §5)."""
 
     provider = models.CharField(max_length=16, choices=Provider.choices)
-    quota = models.CharField(max_length=64)
-    unit = models.CharField(max_length=16, blank=True, default="")
+    quota = models.CharField(max_length=MAX_KEY)
+    unit = models.CharField(max_length=MAX_UNIT, blank=True, default="")
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
     # The reset instant the cycle ran to (the latest one reported in it).
@@ -221,7 +224,7 @@ class PollAttempt(models.Model):
     drift = models.BooleanField(default=False)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     # Redacted: never holds an API key.
-    message = models.CharField(max_length=500, blank=True, default="")
+    message = models.CharField(max_length=MAX_MESSAGE, blank=True, default="")
     session = models.ForeignKey(PollSession, null=True, blank=True, on_delete=models.SET_NULL)
     snapshot = models.ForeignKey(Snapshot, null=True, blank=True, on_delete=models.SET_NULL)
 

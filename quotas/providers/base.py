@@ -20,7 +20,7 @@ SERVER_ERROR = "server_error"
 NETWORK_ERROR = "network_error"
 INVALID_RESPONSE = "invalid_response"
 
-# Column sizes of what a quota is stored in (quotas.models).
+# Column sizes of what a quota is stored in (quotas.models uses these).
 MAX_KEY = 64
 MAX_LABEL = 100
 MAX_UNIT = 16
