@@ -1,0 +1,12 @@
+"""Times as the JSON API shows them: ISO-8601 UTC, whole seconds, ``Z``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def isostring(moment: datetime | None) -> str | None:
+    """``2026-02-06T16:16:18Z`` for an aware datetime, None for None."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
