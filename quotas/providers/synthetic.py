@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lib.timefmt import isostring
 from quotas.providers.base import (
     DRIFT,
     INVALID_RESPONSE,
@@ -156,7 +157,7 @@ def _rolling_requests(block: Any) -> Quota | None:
     limited = block.get("limited")
     details: dict[str, Any] = {
         "limited": bool(limited) if isinstance(limited, bool) else (remaining is not None and remaining <= 0),
-        "next_tick_at": _iso(next_tick),
+        "next_tick_at": isostring(next_tick),
         "tick_percent": finite(multiply(tick_fraction, 100)) if tick_fraction is not None else None,
         "regen_amount": finite(multiply(tick_fraction, limit))
         if tick_fraction is not None and limit is not None
@@ -189,7 +190,7 @@ def _weekly_credits(block: Any) -> Quota | None:
     next_regen = iso_time(first(block, "nextRegenAt", "next_regen_at"))
     details: dict[str, Any] = {
         "limited": remaining is not None and remaining <= 0,
-        "next_tick_at": _iso(next_regen),
+        "next_tick_at": isostring(next_regen),
         "tick_percent": percent_of(regen, limit) if regen is not None and limit else None,
         "regen_amount": regen,
     }
@@ -207,10 +208,6 @@ def _weekly_credits(block: Any) -> Quota | None:
         resets_at=next_regen,
         details=details,
     )
-
-
-def _iso(value: Any) -> str | None:
-    return value.replace(microsecond=0).isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 def _label(name: str) -> str:
