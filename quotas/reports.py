@@ -1,0 +1,252 @@
+"""The tables of the JSON API: cycles, summary, sessions, polls, providers (product.md §8).
+
+Each function returns the JSON body for one provider (or all) and runs a fixed
+number of queries, whatever the number of rows. Times are ISO-8601 UTC
+strings, numbers are the stored floats, and empty lists are ``[]``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import reduce
+from operator import or_
+from typing import Any, TypedDict
+
+from django.db.models import Avg, Count, F, Max, Min, Q, Sum
+from django.utils import timezone
+
+from lib.timefmt import isostring
+from quotas.models import PollAttempt, PollSession, QuotaReading, ResetCycle
+from quotas.providers import ADAPTERS, NAMES, configured
+
+# The `limit` parameters of the API accept 1–500.
+MAX_LIMIT = 500
+
+
+class CycleDict(TypedDict):
+    id: int
+    quota: str
+    unit: str
+    started_at: str | None
+    ended_at: str | None
+    active: bool
+    duration_seconds: float
+    limit: float | None
+    peak_used: float
+    consumed: float
+    rate_per_hour: float | None
+    resets_at: str | None
+
+
+class QuotaSummary(TypedDict):
+    key: str
+    label: str
+    kind: str
+    unit: str
+    completed_cycles: int
+    avg_consumed_per_cycle: float | None
+    max_consumed_per_cycle: float | None
+    avg_peak_percent: float | None
+    total_consumed: float | None
+    tracking_since: str | None
+
+
+def _check_provider(provider: str | None, allow_all: bool = False) -> None:
+    if provider is None and allow_all:
+        return
+    if provider not in ADAPTERS:
+        raise ValueError(f"unknown provider {provider!r}")
+
+
+def _check_limit(limit: int) -> None:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
+
+
+def _seconds(started_at: datetime, ended_at: datetime | None, now: datetime) -> float:
+    """How long something ran: to its end, or until now while it runs (never negative)."""
+    return max(((ended_at or now) - started_at).total_seconds(), 0.0)
+
+
+def cycles(provider: str, quota: str | None = None, limit: int = 50, now: datetime | None = None) -> dict[str, Any]:
+    """Reset cycles of ``provider`` (of one quota, or of all), newest first.
+
+    ``duration_seconds`` and ``rate_per_hour`` of an active cycle run until
+    ``now``; the rate is null for a cycle that lasted no time. One query.
+    """
+    _check_provider(provider)
+    _check_limit(limit)
+    now = now or timezone.now()
+    rows = ResetCycle.objects.filter(provider=provider)
+    if quota is not None:
+        rows = rows.filter(quota=quota)
+    answer: list[CycleDict] = []
+    for cycle in rows.order_by("-started_at", "-id")[:limit]:
+        duration = _seconds(cycle.started_at, cycle.ended_at, now)
+        answer.append(
+            {
+                "id": cycle.id,
+                "quota": cycle.quota,
+                "unit": cycle.unit,
+                "started_at": isostring(cycle.started_at),
+                "ended_at": isostring(cycle.ended_at),
+                "active": cycle.active,
+                "duration_seconds": duration,
+                "limit": cycle.limit,
+                "peak_used": cycle.peak_used,
+                "consumed": cycle.consumed,
+                "rate_per_hour": cycle.consumed / (duration / 3600) if duration > 0 else None,
+                "resets_at": isostring(cycle.resets_at),
+            }
+        )
+    return {"provider": provider, "cycles": answer}
+
+
+def summary(provider: str) -> dict[str, Any]:
+    """Every quota ``provider`` has ever reported, with its cycle statistics.
+
+    Cycle figures come from completed cycles (null without any, and always for
+    rolling windows); ``total_consumed`` also counts the running cycle.
+    ``tracking_since`` is the oldest reading or cycle start of the quota.
+    Label, kind and unit are the newest reading's. Three queries: the quotas
+    with their first and last reading, the newest readings, the cycle
+    aggregates.
+    """
+    _check_provider(provider)
+    seen = list(
+        QuotaReading.objects.filter(provider=provider)
+        .values("key")
+        .annotate(first_at=Min("captured_at"), last_at=Max("captured_at"))
+        .order_by("key")
+    )
+    if not seen:
+        return {"provider": provider, "quotas": []}
+    newest = {
+        row["key"]: row
+        for row in QuotaReading.objects.filter(
+            reduce(or_, (Q(key=row["key"], captured_at=row["last_at"]) for row in seen)), provider=provider
+        )
+        .order_by("id")
+        .values("key", "label", "kind", "unit")
+    }
+    completed = Q(ended_at__isnull=False)
+    stats = {
+        row["quota"]: row
+        for row in ResetCycle.objects.filter(provider=provider)
+        .values("quota")
+        .annotate(
+            completed_cycles=Count("id", filter=completed),
+            avg_consumed=Avg("consumed", filter=completed),
+            max_consumed=Max("consumed", filter=completed),
+            avg_peak_percent=Avg(F("peak_used") * 100.0 / F("limit"), filter=completed & Q(limit__gt=0)),
+            total_consumed=Sum("consumed"),
+            first_started=Min("started_at"),
+        )
+        .order_by()
+    }
+    quotas: list[QuotaSummary] = []
+    for row in seen:
+        key = row["key"]
+        latest = newest.get(key, {})
+        cycle = stats.get(key)
+        since = row["first_at"]
+        if cycle is not None and cycle["first_started"] is not None:
+            since = min(since, cycle["first_started"])
+        quotas.append(
+            {
+                "key": key,
+                "label": latest.get("label", key),
+                "kind": latest.get("kind", ""),
+                "unit": latest.get("unit", ""),
+                "completed_cycles": cycle["completed_cycles"] if cycle else 0,
+                "avg_consumed_per_cycle": cycle["avg_consumed"] if cycle else None,
+                "max_consumed_per_cycle": cycle["max_consumed"] if cycle else None,
+                "avg_peak_percent": cycle["avg_peak_percent"] if cycle else None,
+                "total_consumed": cycle["total_consumed"] if cycle else None,
+                "tracking_since": isostring(since),
+            }
+        )
+    return {"provider": provider, "quotas": quotas}
+
+
+def sessions(provider: str | None = None, limit: int = 50, now: datetime | None = None) -> dict[str, Any]:
+    """Poll sessions, newest first, of one provider or (``None``) of all. One query.
+
+    ``duration_seconds`` of a running session runs until ``now``.
+    """
+    _check_provider(provider, allow_all=True)
+    _check_limit(limit)
+    now = now or timezone.now()
+    rows = PollSession.objects.all()
+    if provider is not None:
+        rows = rows.filter(provider=provider)
+    answer = []
+    for session in rows.order_by("-started_at", "-id")[:limit]:
+        answer.append(
+            {
+                "id": session.id,
+                "provider": session.provider,
+                "started_at": isostring(session.started_at),
+                "ended_at": isostring(session.ended_at),
+                "active": session.active,
+                "duration_seconds": _seconds(session.started_at, session.ended_at, now),
+                "interval_seconds": session.interval_seconds,
+                "polls_ok": session.polls_ok,
+                "polls_failed": session.polls_failed,
+                # `last_used` is the poller's bookkeeping, not part of the answer.
+                "quotas": {
+                    key: {"peak_used": stats.get("peak_used"), "consumed": stats.get("consumed")}
+                    for key, stats in (session.quotas or {}).items()
+                },
+            }
+        )
+    return {"sessions": answer}
+
+
+def polls(provider: str | None = None, limit: int = 50) -> dict[str, Any]:
+    """Recent poll attempts, newest first, of one provider or (``None``) of all. One query."""
+    _check_provider(provider, allow_all=True)
+    _check_limit(limit)
+    rows = PollAttempt.objects.all()
+    if provider is not None:
+        rows = rows.filter(provider=provider)
+    return {
+        "polls": [
+            {
+                "id": attempt["id"],
+                "provider": attempt["provider"],
+                "at": isostring(attempt["at"]),
+                "outcome": attempt["outcome"],
+                "drift": attempt["drift"],
+                "latency_ms": attempt["latency_ms"],
+                "message": attempt["message"],
+            }
+            for attempt in rows.order_by("-at", "-id").values(
+                "id", "provider", "at", "outcome", "drift", "latency_ms", "message"
+            )[:limit]
+        ]
+    }
+
+
+def providers() -> dict[str, Any]:
+    """Every known provider, whether it is configured, and its latest poll attempt.
+
+    One query per known provider (two), each reading one row by index.
+    """
+    keyed = set(configured())
+    answer = []
+    for provider in ADAPTERS:
+        latest = PollAttempt.objects.filter(provider=provider).order_by("-at", "-id").values("at", "outcome").first()
+        answer.append(
+            {
+                "id": provider,
+                "name": NAMES[provider],
+                "configured": provider in keyed,
+                "last_poll_at": isostring(latest["at"]) if latest else None,
+                "last_status": latest["outcome"] if latest else None,
+            }
+        )
+    return {"providers": answer}
+
+
+__all__ = ["MAX_LIMIT", "cycles", "polls", "providers", "sessions", "summary"]

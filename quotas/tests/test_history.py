@@ -1,0 +1,268 @@
+"""quotas.history: the chart's series, downsampled in the database, and its gaps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+
+from quotas.history import BUCKETS, MAX_POINTS, RANGES, history
+from quotas.models import PollSession, QuotaReading, Snapshot
+from quotas.polling import store
+from quotas.providers import Fetched
+from quotas.providers.base import DRIFT, Parsed, PollFailure, Quota
+
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+
+pytestmark = pytest.mark.django_db
+
+
+def subscription(used: float, limit: float = 1000) -> Quota:
+    return Quota(key="subscription", label="Subscription", kind="reset", unit="requests", used=used, limit=limit)
+
+
+def tokens_5h(percent: float) -> Quota:
+    # Z.ai windows that carry only a percentage
+    return Quota(key="tokens_5h", label="Tokens (5h)", kind="reset", unit="tokens", percent=percent)
+
+
+def poll(at: datetime, *quotas: Quota, provider: str = "synthetic", session: PollSession | None = None) -> None:
+    with time_machine.travel(at, tick=False):
+        store(Fetched(provider, Parsed(quotas=list(quotas)), None, b"{}", 100), session)
+
+
+def failed_poll(at: datetime, outcome: str = "server_error", body: bytes | None = None) -> None:
+    with time_machine.travel(at, tick=False):
+        store(Fetched("synthetic", None, PollFailure(outcome, "HTTP 502: server error"), body, 100))
+
+
+def bulk_readings(start: datetime, step: timedelta, values: list[float], limit: float = 1000) -> None:
+    """One snapshot with a `subscription` reading per value, `step` apart (fast: no cycle tracking)."""
+    snapshots = Snapshot.objects.bulk_create(
+        [Snapshot(provider="synthetic", captured_at=start + i * step) for i in range(len(values))]
+    )
+    QuotaReading.objects.bulk_create(
+        QuotaReading(
+            snapshot=snapshot,
+            provider="synthetic",
+            captured_at=snapshot.captured_at,
+            key="subscription",
+            label="Subscription",
+            kind="reset",
+            unit="requests",
+            used=used,
+            limit=limit,
+            percent=used * 100 / limit,
+        )
+        for snapshot, used in zip(snapshots, values, strict=True)
+    )
+
+
+def test_the_ranges_are_the_five_of_the_api() -> None:
+    ranges = RANGES
+    assert ranges == {
+        "1h": timedelta(hours=1),
+        "6h": timedelta(hours=6),
+        "24h": timedelta(hours=24),
+        "7d": timedelta(days=7),
+        "30d": timedelta(days=30),
+    }
+
+
+def test_it_lists_every_quota_as_percent_of_its_limit_with_its_usage() -> None:
+    poll(T0, subscription(154.3), tokens_5h(12.0))
+    poll(T0 + MINUTE, subscription(200), tokens_5h(12.5))
+    poll(T0 + 2 * MINUTE, subscription(250.5), tokens_5h(13.0))
+
+    answer = history("synthetic", "1h", now=T0 + 3 * MINUTE)
+
+    assert answer["provider"] == "synthetic"
+    assert answer["range"] == "1h"
+    assert answer["series"] == [
+        {
+            "key": "subscription",
+            "label": "Subscription",
+            "points": [
+                ["2026-03-02T12:00:00Z", 15.43, 154.3],
+                ["2026-03-02T12:01:00Z", 20.0, 200.0],
+                ["2026-03-02T12:02:00Z", 25.05, 250.5],
+            ],
+        },
+        {
+            "key": "tokens_5h",
+            "label": "Tokens (5h)",
+            "points": [
+                ["2026-03-02T12:00:00Z", 12.0, None],
+                ["2026-03-02T12:01:00Z", 12.5, None],
+                ["2026-03-02T12:02:00Z", 13.0, None],
+            ],
+        },
+    ]
+    assert answer["gaps"] == []
+
+
+def test_it_keeps_only_the_range_and_the_provider() -> None:
+    poll(T0 - 61 * MINUTE, subscription(100))  # before the 1h range
+    poll(T0 - 30 * MINUTE, subscription(110))
+    poll(T0 - 30 * MINUTE, Quota(key="tokens_5h", label="Tokens (5h)", kind="reset", unit="tokens", percent=3.0),
+         provider="zai")  # fmt: skip
+    poll(T0 + MINUTE, subscription(120))  # after `now`
+
+    answer = history("synthetic", "1h", now=T0)
+
+    assert answer["series"] == [
+        {"key": "subscription", "label": "Subscription", "points": [["2026-03-02T11:30:00Z", 11.0, 110.0]]}
+    ]
+
+
+def test_an_empty_range_has_empty_lists() -> None:
+    assert history("zai", "24h", now=T0) == {
+        "provider": "zai",
+        "range": "24h",
+        "start": "2026-03-01T12:00:00Z",
+        "end": "2026-03-02T12:00:00Z",
+        "bucket_seconds": 86400 / BUCKETS,
+        "series": [],
+        "gaps": [],
+    }
+
+
+def test_a_bucket_gives_its_lowest_its_highest_and_its_last_reading_in_time_order() -> None:
+    # All in the newest 30d bucket (15709 s wide): a climb, the peak, a reset, a new climb.
+    start = T0 - timedelta(hours=4)
+    bulk_readings(start, MINUTE, [100, 500, 990, 995, 990, 3, 40, 60, 80, 70])
+
+    answer = history("synthetic", "30d", now=T0)
+
+    assert answer["series"][0]["points"] == [
+        ["2026-03-02T08:03:00Z", 99.5, 995.0],  # the peak
+        ["2026-03-02T08:05:00Z", 0.3, 3.0],  # the reset
+        ["2026-03-02T08:09:00Z", 7.0, 70.0],  # the last reading
+    ]
+
+
+def test_a_flat_bucket_gives_its_first_and_last_reading() -> None:
+    bulk_readings(T0 - timedelta(hours=2), MINUTE, [0.0] * 30)
+
+    points = history("synthetic", "30d", now=T0)["series"][0]["points"]
+
+    assert points == [["2026-03-02T10:00:00Z", 0.0, 0.0], ["2026-03-02T10:29:00Z", 0.0, 0.0]]
+
+
+def test_it_keeps_at_most_500_points_with_every_peak_and_reset_whatever_the_number_of_readings() -> None:
+    # 24 hours of 10-second polls (8640 readings) of a counter that resets every hour
+    step = timedelta(seconds=10)
+    values = [float((i % 360) * 2) for i in range(8640)]
+    bulk_readings(T0 - timedelta(hours=24), step, values)
+
+    points = history("synthetic", "24h", now=T0 + step)["series"][0]["points"]
+
+    assert MAX_POINTS == 500
+    assert 300 < len(points) <= MAX_POINTS
+    peaks = [p for p in points if p[2] == 718.0]
+    resets = [p for p in points if p[2] == 0.0]
+    # every hour's peak and reset survive (the first reset, 10 s before the range, is out of it)
+    assert len(peaks) == 24 and len(resets) == 23
+    assert resets[0] == ["2026-03-01T13:00:00Z", 0.0, 0.0]
+    assert points[-1] == ["2026-03-02T11:59:50Z", 71.8, 718.0]
+    assert [p[0] for p in points] == sorted(p[0] for p in points)
+
+
+def test_thirty_days_also_stay_under_500_points_per_series() -> None:
+    values = [float(i % 50) for i in range(3000)]  # 30 days of 15-minute polls, 5000 readings
+    bulk_readings(T0 - timedelta(days=30) + MINUTE, timedelta(minutes=14, seconds=24), values)
+
+    series = history("synthetic", "30d", now=T0)["series"]
+
+    assert len(series) == 1
+    assert len(series[0]["points"]) <= MAX_POINTS
+    assert max(p[1] for p in series[0]["points"]) == 4.9
+    assert min(p[1] for p in series[0]["points"]) == 0.0
+
+
+def test_it_runs_four_queries_whatever_the_number_of_readings(django_assert_num_queries) -> None:
+    for i in range(20):
+        poll(T0 + i * MINUTE, subscription(10 * i), tokens_5h(i))
+    # 1. per-bucket aggregates of the readings  2. the buckets' last readings
+    # 3. the poll sessions around the range     4. the stretches between successful snapshots
+    with django_assert_num_queries(4):
+        answer = history("synthetic", "1h", now=T0 + 20 * MINUTE)
+    assert [len(s["points"]) for s in answer["series"]] == [20, 20]
+
+
+def test_a_stretch_longer_than_2_5_intervals_is_a_gap(settings) -> None:
+    settings.SYNTRACK_POLL_INTERVAL = 60
+    for minute in (0, 1, 2, 10, 11, 13, 14):  # 12:02→12:10 is a gap; 12:11→12:13 (2 intervals) is not
+        poll(T0 + minute * MINUTE, subscription(minute))
+
+    answer = history("synthetic", "1h", now=T0 + 15 * MINUTE)
+
+    assert answer["gaps"] == [["2026-03-02T12:02:00Z", "2026-03-02T12:10:00Z"]]
+    # No point lies inside a gap: the chart breaks its line there.
+    times = [p[0] for p in answer["series"][0]["points"]]
+    assert "2026-03-02T12:02:00Z" in times and "2026-03-02T12:10:00Z" in times
+    assert not [t for t in times if "2026-03-02T12:02:00Z" < t < "2026-03-02T12:10:00Z"]
+
+
+def test_failed_and_drifted_polls_do_not_close_a_gap(settings) -> None:
+    settings.SYNTRACK_POLL_INTERVAL = 60
+    poll(T0, subscription(1))
+    failed_poll(T0 + MINUTE)
+    failed_poll(T0 + 2 * MINUTE, DRIFT, b'{"something": "new"}')  # an unusable snapshot
+    poll(T0 + 4 * MINUTE, subscription(2))
+
+    assert Snapshot.objects.filter(usable=False).count() == 1
+    assert history("synthetic", "1h", now=T0 + 5 * MINUTE)["gaps"] == [["2026-03-02T12:00:00Z", "2026-03-02T12:04:00Z"]]
+
+
+def test_the_interval_of_the_session_that_was_polling_decides(settings) -> None:
+    settings.SYNTRACK_POLL_INTERVAL = 300  # would hide both stretches below
+    fast = PollSession.objects.create(provider="synthetic", interval_seconds=10, started_at=T0, ended_at=T0 + MINUTE)
+    poll(T0, subscription(1), session=fast)
+    poll(T0 + timedelta(seconds=30), subscription(2), session=fast)  # 30 s > 2.5 × 10 s: a gap
+    poll(T0 + timedelta(seconds=50), subscription(3), session=fast)
+    # after the session: the configured 300 s apply; 10 minutes is a gap, 12 minutes later not
+    poll(T0 + timedelta(seconds=650), subscription(4))
+    poll(T0 + timedelta(seconds=1370), subscription(5))
+
+    answer = history("synthetic", "1h", now=T0 + timedelta(seconds=1400))
+
+    assert answer["gaps"] == [
+        ["2026-03-02T12:00:00Z", "2026-03-02T12:00:30Z"],
+        ["2026-03-02T12:00:50Z", "2026-03-02T12:10:50Z"],
+    ]
+
+
+def test_a_gap_running_into_the_range_starts_at_the_range_and_one_up_to_now_shows_that_polling_stopped(
+    settings,
+) -> None:
+    settings.SYNTRACK_POLL_INTERVAL = 60
+    poll(T0 - 2 * timedelta(hours=1), subscription(1))  # before the 1h range
+    poll(T0 - 20 * MINUTE, subscription(2))
+    poll(T0 - 19 * MINUTE, subscription(3))  # then polling stopped
+
+    assert history("synthetic", "1h", now=T0)["gaps"] == [
+        ["2026-03-02T11:00:00Z", "2026-03-02T11:40:00Z"],
+        ["2026-03-02T11:41:00Z", "2026-03-02T12:00:00Z"],
+    ]
+    # Within 2.5 intervals of the last poll nothing is missing yet.
+    assert history("synthetic", "1h", now=T0 - 17 * MINUTE)["gaps"] == [
+        ["2026-03-02T10:43:00Z", "2026-03-02T11:40:00Z"]
+    ]
+
+
+def test_polling_that_started_inside_the_range_is_no_gap(settings) -> None:
+    settings.SYNTRACK_POLL_INTERVAL = 60
+    poll(T0 - 10 * MINUTE, subscription(1))
+    poll(T0 - 9 * MINUTE, subscription(2))
+
+    assert history("synthetic", "6h", now=T0 - 8 * MINUTE)["gaps"] == []
+
+
+def test_it_refuses_an_unknown_range_or_provider() -> None:
+    with pytest.raises(ValueError, match="unknown range"):
+        history("synthetic", "2d", now=T0)
+    with pytest.raises(ValueError, match="unknown provider"):
+        history("openai", "1h", now=T0)
