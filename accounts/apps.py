@@ -12,7 +12,8 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from accounts import checks  # noqa: F401  (registers the system checks)
+        # Registers the system checks and the failed-login receiver of the throttle.
+        from accounts import checks, throttle  # noqa: F401
 
         post_migrate.connect(bootstrap_after_migrate, sender=self, dispatch_uid="accounts.bootstrap_admin")
 

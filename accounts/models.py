@@ -16,3 +16,19 @@ class User(AbstractUser):
     def set_password(self, raw_password: str | None) -> None:
         super().set_password(raw_password)
         self.password_from_env = False
+
+
+class LoginThrottle(models.Model):
+    """Failed logins from one client address (product.md §9).
+
+    Five failures within the window lock the address out for the lock time,
+    whatever usernames were tried; a success deletes the row.
+    """
+
+    address = models.CharField(max_length=64, unique=True)
+    failures = models.PositiveIntegerField(default=0)
+    window_started_at = models.DateTimeField()
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.address}: {self.failures} failures"

@@ -35,3 +35,10 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # A file, not ":memory:", so the poller subprocesses of the tests can open it.
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["TEST"] = {"NAME": os.path.join(_tmp, "test.sqlite3")}
+
+# Templates resolve {% static %} without a collectstatic run; the manifest
+# storage of production is exercised by quotas/tests/test_static_manifest.py.
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
+# whitenoise wants the collected directory to exist; tests never collect into the project.
+STATIC_ROOT = os.path.join(_tmp, "staticfiles")
+os.makedirs(STATIC_ROOT, exist_ok=True)

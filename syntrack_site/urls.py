@@ -1,14 +1,32 @@
-"""SynTrack's URLs. Until the dashboard exists, / leads to the admin."""
+"""SynTrack's URLs: the dashboard, login/logout, the JSON API (product.md §8) and the admin."""
 
 from django.contrib import admin
 from django.urls import path
-from django.views.generic import RedirectView
+
+from accounts import views as accounts_views
+from quotas import api
+from quotas import views as quotas_views
 
 admin.site.site_header = "SynTrack"
 admin.site.site_title = "SynTrack admin"
 admin.site.index_title = "Quota data"
 
 urlpatterns = [
+    path("", quotas_views.dashboard, name="dashboard"),
+    path("login/", accounts_views.login, name="login"),
+    path("logout/", accounts_views.logout, name="logout"),
+    # Before the admin's own URLs: its login page shares the login throttle.
+    path("admin/login/", accounts_views.admin_login, name="admin_login"),
     path("admin/", admin.site.urls),
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("api/status", api.status, name="api-status"),
+    path("api/providers", api.providers, name="api-providers"),
+    path("api/current", api.current, name="api-current"),
+    path("api/history", api.history, name="api-history"),
+    path("api/cycles", api.cycles, name="api-cycles"),
+    path("api/summary", api.summary, name="api-summary"),
+    path("api/sessions", api.sessions, name="api-sessions"),
+    path("api/insights", api.insights, name="api-insights"),
+    path("api/polls", api.polls, name="api-polls"),
+    path("api/settings", api.settings, name="api-settings"),
+    path("api/password", accounts_views.password, name="api-password"),
 ]

@@ -1,0 +1,178 @@
+"""The JSON API (product.md §8): thin views over quotas.numbers/history/reports/insights.
+
+Every view validates its query with a form (quotas.forms), answers
+``{"error": …}`` with a 4xx on bad input, and for ``?provider=both`` answers
+``{"synthetic": {…}, "zai": {…}}`` with the single-provider bodies.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from functools import wraps
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import DatabaseError, connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from accounts.auth import api_auth, error
+from lib.timefmt import isostring
+from quotas import forms, numbers, preferences, reports
+from quotas.history import history as build_history
+from quotas.insights import insights as build_insights
+
+MAX_BODY = 64 * 1024
+
+View = Callable[..., HttpResponse]
+
+
+class ApiEncoder(DjangoJSONEncoder):
+    """Datetimes as ``2026-02-06T16:16:18Z`` (UTC, whole seconds)."""
+
+    def default(self, o: Any) -> Any:
+        if isinstance(o, datetime):
+            return isostring(o)
+        return super().default(o)
+
+
+def answer(data: dict, status: int = 200) -> JsonResponse:
+    return JsonResponse(data, status=status, encoder=ApiEncoder)
+
+
+def methods(*allowed: str) -> Callable[[View], View]:
+    """JSON 405 with an Allow header for any other method (GET also allows HEAD)."""
+    names = set(allowed) | ({"HEAD"} if "GET" in allowed else set())
+
+    def decorator(view: View) -> View:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+            if request.method not in names:
+                return error(f"method {request.method} not allowed", 405, Allow=", ".join(sorted(names)))
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def json_body(request: HttpRequest) -> Any:
+    """The request's JSON body; raises ValueError with a message fit for the client."""
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        body = None
+    if body is None or len(body) > MAX_BODY:
+        raise ValueError("request body too large")
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ValueError("the body must be valid JSON") from None
+
+
+def _validated(form: forms.ProviderForm) -> list | JsonResponse:
+    """The providers to answer for, or the 400 to send."""
+    if not form.is_valid():
+        return error(form.first_error(), 400)
+    try:
+        return form.chosen_providers()
+    except forms.NoProviderConfigured:
+        return error("no provider is configured (SYNTHETIC_API_KEY, ZAI_API_KEY): pass ?provider=synthetic or zai", 400)
+
+
+def per_provider(form: forms.ProviderForm, body: Callable[[Any], dict]) -> JsonResponse:
+    chosen = _validated(form)
+    if isinstance(chosen, JsonResponse):
+        return chosen
+    if form.both:
+        return answer({provider: body(provider) for provider in chosen})
+    return answer(body(chosen[0]))
+
+
+@methods("GET")
+def status(request: HttpRequest) -> JsonResponse:
+    """Unauthenticated health check for monitoring: the database answers."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError:
+        return answer({"status": "error", "error": "database unavailable"}, status=503)
+    return answer({"status": "ok"})
+
+
+@methods("GET")
+@api_auth
+def providers(request: HttpRequest) -> JsonResponse:
+    return answer(reports.providers())
+
+
+@methods("GET")
+@api_auth
+def current(request: HttpRequest) -> JsonResponse:
+    return per_provider(forms.ProviderForm(request.GET), numbers.current)
+
+
+@methods("GET")
+@api_auth
+def history(request: HttpRequest) -> JsonResponse:
+    form = forms.HistoryForm(request.GET)
+    return per_provider(form, lambda provider: build_history(provider, form.cleaned_data["range"]))
+
+
+@methods("GET")
+@api_auth
+def cycles(request: HttpRequest) -> JsonResponse:
+    form = forms.CyclesForm(request.GET)
+    return per_provider(
+        form, lambda provider: reports.cycles(provider, form.cleaned_data["quota"], form.cleaned_data["limit"])
+    )
+
+
+@methods("GET")
+@api_auth
+def summary(request: HttpRequest) -> JsonResponse:
+    return per_provider(forms.ProviderForm(request.GET), reports.summary)
+
+
+@methods("GET")
+@api_auth
+def insights(request: HttpRequest) -> JsonResponse:
+    form = forms.InsightsForm(request.GET)
+    chosen = _validated(form)
+    if isinstance(chosen, JsonResponse):
+        return chosen
+    hidden = preferences.hidden_insights()
+    bodies = {provider: build_insights(provider, form.cleaned_data["range"], hidden=hidden) for provider in chosen}
+    return answer(bodies if form.both else bodies[chosen[0]])
+
+
+def _listing(request: HttpRequest, lister: Callable[[str | None, int], dict]) -> JsonResponse:
+    """Sessions and polls: no ``?provider=`` lists every provider's (items name their provider)."""
+    form = forms.ListForm(request.GET)
+    return per_provider(form, lambda provider: lister(provider, form.cleaned_data["limit"]))
+
+
+@methods("GET")
+@api_auth
+def sessions(request: HttpRequest) -> JsonResponse:
+    return _listing(request, reports.sessions)
+
+
+@methods("GET")
+@api_auth
+def polls(request: HttpRequest) -> JsonResponse:
+    return _listing(request, reports.polls)
+
+
+@methods("GET", "PUT")
+@api_auth
+def settings(request: HttpRequest) -> JsonResponse:
+    if request.method == "PUT":
+        try:
+            return answer(preferences.update(json_body(request)))
+        except ValueError as e:  # InvalidPreference is one
+            return error(str(e), 400)
+    return answer(preferences.read())
