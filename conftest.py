@@ -50,3 +50,49 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         engine = settings.DATABASES["default"]["ENGINE"]
         if "postgresql" not in engine:
             pytest.exit(f"SYNTRACK_REQUIRE_POSTGRES=1 but the database engine is {engine}", returncode=3)
+
+
+def store_payload(provider: str, payload: dict | bytes, at, session=None, latency_ms: int = 100):
+    """Store an upstream answer as the poller would, as if polled at ``at``.
+
+    A payload the adapter rejects is stored as that failure (drift keeps its body).
+    """
+    import time_machine
+
+    from quotas.polling import store
+    from quotas.providers import ADAPTERS, Fetched
+    from quotas.providers.base import DRIFT, PollFailure, parse_json_object
+
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    try:
+        fetched = Fetched(provider, ADAPTERS[provider].parse(parse_json_object(body)), None, body, latency_ms)
+    except PollFailure as failure:
+        fetched = Fetched(provider, None, failure, body if failure.outcome == DRIFT else None, latency_ms)
+    with time_machine.travel(at, tick=False):
+        return store(fetched, session)
+
+
+def store_quotas(at, *quotas, provider: str = "synthetic", session=None, latency_ms: int = 100):
+    """Store a successful poll at ``at`` that reported exactly ``quotas``."""
+    import time_machine
+
+    from quotas.polling import store
+    from quotas.providers import Fetched
+    from quotas.providers.base import Parsed
+
+    with time_machine.travel(at, tick=False):
+        return store(Fetched(provider, Parsed(quotas=list(quotas)), None, b"{}", latency_ms), session)
+
+
+def store_failure(at, provider: str = "synthetic", outcome: str = "unauthorized", session=None, body=None):
+    """Store a failed poll at ``at``."""
+    import time_machine
+
+    from quotas.polling import store
+    from quotas.providers import Fetched
+    from quotas.providers.base import PollFailure
+
+    messages = {"unauthorized": "HTTP 401: the API key was rejected", "server_error": "HTTP 502: server error"}
+    failure = PollFailure(outcome, messages.get(outcome, outcome))
+    with time_machine.travel(at, tick=False):
+        return store(Fetched(provider, None, failure, body, 80), session)

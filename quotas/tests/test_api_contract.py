@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,11 +15,9 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.auth import basic_cache
 from accounts.models import User
-from conftest import fixture_json
+from conftest import fixture_json, store_failure, store_payload
 from quotas.models import PollAttempt, PollSession, QuotaReading
-from quotas.polling import store
-from quotas.providers import ADAPTERS, Fetched
-from quotas.providers.base import UNAUTHORIZED, PollFailure
+from quotas.providers import ADAPTERS
 
 pytestmark = pytest.mark.django_db
 
@@ -89,16 +86,11 @@ OUTCOMES = {"ok", "drift", "unauthorized", "rate_limited", "server_error", "netw
 
 
 def poll(provider: str, payload: dict[str, Any], at: datetime, session: PollSession | None = None) -> PollAttempt:
-    """Store ``payload`` as the answer of a poll made at ``at``, as the poller would."""
-    fetched = Fetched(provider, ADAPTERS[provider].parse(payload), None, json.dumps(payload).encode(), 120)
-    with time_machine.travel(at, tick=False):
-        return store(fetched, session)
+    return store_payload(provider, payload, at, session, latency_ms=120)
 
 
 def fail(provider: str, at: datetime, session: PollSession | None = None) -> PollAttempt:
-    failure = PollFailure(UNAUTHORIZED, "HTTP 401: the API key was rejected")
-    with time_machine.travel(at, tick=False):
-        return store(Fetched(provider, None, failure, None, 80), session)
+    return store_failure(at, provider, session=session)
 
 
 def ms(moment: datetime) -> int:

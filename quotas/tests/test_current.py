@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import copy
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import time_machine
 
-from conftest import fixture_json
+from conftest import fixture_json, store_payload
 from quotas.models import PollAttempt
 from quotas.numbers import current
-from quotas.polling import store
-from quotas.providers import ADAPTERS, Fetched
-from quotas.providers.base import DRIFT, PollFailure
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -25,14 +20,7 @@ pytestmark = pytest.mark.django_db
 
 
 def poll(provider: str, payload: dict[str, Any], at: datetime) -> PollAttempt:
-    """Store ``payload`` as the answer of a poll made at ``at``, as the poller would."""
-    body = json.dumps(payload).encode()
-    try:
-        fetched = Fetched(provider, ADAPTERS[provider].parse(payload), None, body, 100)
-    except PollFailure as failure:
-        fetched = Fetched(provider, None, failure, body if failure.outcome == DRIFT else None, 100)
-    with time_machine.travel(at, tick=False):
-        return store(fetched)
+    return store_payload(provider, payload, at)
 
 
 def ms(moment: datetime) -> int:

@@ -5,13 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import time_machine
 
+from conftest import store_failure, store_quotas
 from quotas.history import BUCKETS, MAX_POINTS, RANGES, history
 from quotas.models import PollSession, QuotaReading, Snapshot
-from quotas.polling import store
-from quotas.providers import Fetched
-from quotas.providers.base import DRIFT, Parsed, PollFailure, Quota
+from quotas.providers.base import DRIFT, Quota
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -29,13 +27,11 @@ def tokens_5h(percent: float) -> Quota:
 
 
 def poll(at: datetime, *quotas: Quota, provider: str = "synthetic", session: PollSession | None = None) -> None:
-    with time_machine.travel(at, tick=False):
-        store(Fetched(provider, Parsed(quotas=list(quotas)), None, b"{}", 100), session)
+    store_quotas(at, *quotas, provider=provider, session=session)
 
 
 def failed_poll(at: datetime, outcome: str = "server_error", body: bytes | None = None) -> None:
-    with time_machine.travel(at, tick=False):
-        store(Fetched("synthetic", None, PollFailure(outcome, "HTTP 502: server error"), body, 100))
+    store_failure(at, outcome=outcome, body=body)
 
 
 def bulk_readings(start: datetime, step: timedelta, values: list[float], limit: float = 1000) -> None:

@@ -9,14 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import time_machine
 
-from conftest import fixture_json
+from conftest import fixture_json, store_payload
 from quotas.insights import INSIGHT_KEYS, consumed_between, insights
 from quotas.models import PollAttempt, PollSession, ResetCycle
-from quotas.polling import store
-from quotas.providers import ADAPTERS, Fetched
-from quotas.providers.base import DRIFT, PollFailure
 
 S = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -27,14 +23,7 @@ pytestmark = pytest.mark.django_db
 
 
 def poll(provider: str, payload: dict[str, Any], at: datetime) -> PollAttempt:
-    """Store ``payload`` as the answer of a poll made at ``at``, as the poller would."""
-    body = json.dumps(payload).encode()
-    try:
-        fetched = Fetched(provider, ADAPTERS[provider].parse(payload), None, body, 100)
-    except PollFailure as failure:
-        fetched = Fetched(provider, None, failure, body if failure.outcome == DRIFT else None, 100)
-    with time_machine.travel(at, tick=False):
-        return store(fetched)
+    return store_payload(provider, payload, at)
 
 
 def zai(tokens_used: float, resets_at: datetime, calls: float = 69) -> dict[str, Any]:

@@ -12,11 +12,12 @@ import time_machine
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from conftest import store_payload
 from quotas import polling, reparsing
 from quotas.locking import PollLock
 from quotas.models import PollAttempt, QuotaReading, ResetCycle, Snapshot
-from quotas.providers import ADAPTERS, Fetched, zai
-from quotas.providers.base import DRIFT, Parsed, PollFailure, parse_json_object
+from quotas.providers import zai
+from quotas.providers.base import DRIFT, Parsed
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -77,12 +78,7 @@ ZAI_HISTORY = [
 
 def poll(provider: str, body: bytes, at: datetime) -> PollAttempt:
     """One poll answered with ``body``, stored as the poller stores it."""
-    with time_machine.travel(at, tick=False):
-        try:
-            parsed = ADAPTERS[provider].parse(parse_json_object(body))
-        except PollFailure as failure:
-            return polling.store(Fetched(provider, None, failure, body if failure.outcome == DRIFT else None, 90))
-        return polling.store(Fetched(provider, parsed, None, body, 90))
+    return store_payload(provider, body, at, latency_ms=90)
 
 
 def poll_zai_history(history: list[tuple] = ZAI_HISTORY) -> None:

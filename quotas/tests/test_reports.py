@@ -5,14 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import time_machine
 
-from conftest import SYNTHETIC_KEY
+from conftest import SYNTHETIC_KEY, store_failure, store_quotas
 from quotas import reports
 from quotas.models import PollAttempt, PollSession, ResetCycle
-from quotas.polling import store
-from quotas.providers import Fetched
-from quotas.providers.base import Parsed, PollFailure, Quota
+from quotas.providers.base import Quota
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -30,14 +27,11 @@ def rolling(used: float) -> Quota:
 
 
 def poll(at: datetime, *quotas: Quota, provider: str = "synthetic", session: PollSession | None = None) -> PollAttempt:
-    with time_machine.travel(at, tick=False):
-        return store(Fetched(provider, Parsed(quotas=list(quotas)), None, b"{}", 120), session)
+    return store_quotas(at, *quotas, provider=provider, session=session, latency_ms=120)
 
 
 def failed_poll(at: datetime, provider: str = "synthetic", session: PollSession | None = None) -> PollAttempt:
-    with time_machine.travel(at, tick=False):
-        failure = PollFailure("unauthorized", "HTTP 401: the API key was rejected")
-        return store(Fetched(provider, None, failure, None, 80), session)
+    return store_failure(at, provider, session=session)
 
 
 def three_cycles() -> None:

@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
+from conftest import store_quotas
 from quotas.models import PollSession
 from quotas.polling import MAX_BACKOFF_FACTOR, next_delay, store
 from quotas.providers import Fetched
-from quotas.providers.base import Parsed, PollFailure, Quota
+from quotas.providers.base import PollFailure, Quota
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -25,8 +26,7 @@ def rolling(used: float) -> Quota:
 
 
 def poll(session: PollSession, at: datetime, *quotas: Quota) -> None:
-    with time_machine.travel(at, tick=False):
-        store(Fetched("synthetic", Parsed(quotas=list(quotas)), None, b"{}", 100), session)
+    store_quotas(at, *quotas, session=session)
 
 
 def new_session(started_at: datetime = T0, provider: str = "synthetic") -> PollSession:
