@@ -26,6 +26,8 @@ from quotas.models import Kind, Outcome, PollAttempt, PollSession, QuotaReading,
 from quotas.providers import NAMES
 
 RANGES = {"1d": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+# Shown instead of an empty list when every card is hidden; not itself hideable.
+ALL_HIDDEN_KEY = "insights_hidden"
 INSIGHT_KEYS: tuple[str, ...] = (
     "getting_started",
     "plan",
@@ -95,11 +97,11 @@ def insights(
     # Before the usage cards have enough data, say what is coming and when.
     if not computed & {"cycle_utilization", "billing_period", "weekly_pace"}:
         cards.insert(0, _getting_started(data))
-    return {
-        "provider": provider,
-        "stats": _stats(data, range_key),
-        "insights": [card for card in cards if card["key"] not in hidden],
-    }
+    visible = [card for card in cards if card["key"] not in hidden]
+    if not visible:
+        # §8: never empty once data exists, even with every card hidden.
+        visible = [_all_hidden(len(cards))]
+    return {"provider": provider, "stats": _stats(data, range_key), "insights": visible}
 
 
 @dataclass
@@ -236,6 +238,19 @@ def _card(key: str, title: str, value: str, sublabel: str, description: str, sev
         "sublabel": sublabel,
         "description": description,
         "severity": severity,
+    }
+
+
+def _all_hidden(count: int) -> dict[str, Any]:
+    """Stands in when the user hid every card; it cannot be hidden itself."""
+    return {
+        "key": ALL_HIDDEN_KEY,
+        "title": "Insights hidden",
+        "value": f"{count} hidden",
+        "sublabel": "hidden in settings",
+        "description": "Every insight is hidden. Show them again with “show all” in the insights panel, "
+        'or with PUT /api/settings {"hidden_insights": []}.',
+        "severity": "info",
     }
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from conftest import fixture_json, store_payload
-from quotas.insights import INSIGHT_KEYS, consumed_between, insights
+from quotas.insights import ALL_HIDDEN_KEY, INSIGHT_KEYS, consumed_between, insights
 from quotas.models import PollAttempt, PollSession, ResetCycle
 
 S = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
@@ -318,6 +318,17 @@ def test_hidden_insights_are_left_out() -> None:
 
     assert "plan" in everything and "tool_breakdown" in everything
     assert keys(body) == [k for k in everything if k not in {"plan", "tool_breakdown"}]
+
+
+def test_hiding_every_card_leaves_a_pointer_back_instead_of_nothing() -> None:
+    now = zai_cycles([1 * M, 20 * M, 20 * M, 5 * M])
+    everything = keys(insights("zai", "7d", now=now))
+
+    body = insights("zai", "7d", hidden=set(INSIGHT_KEYS), now=now)
+
+    assert keys(body) == [ALL_HIDDEN_KEY]
+    assert body["insights"][0]["value"] == f"{len(everything)} hidden"
+    assert ALL_HIDDEN_KEY not in INSIGHT_KEYS  # so it can never be hidden itself
 
 
 def test_every_card_key_is_listed_and_every_severity_is_known() -> None:

@@ -685,6 +685,8 @@
           var sev = SEVERITY_ICON[i.severity] ? i.severity : "info";
           var hide = el("button", { type: "button", className: "icon-btn insight-hide", "aria-label": "Hide “" + i.title + "”", title: "Hide this insight" }, [icon("eye-off")]);
           hide.addEventListener("click", function () { hideInsight(i.key); });
+          // The "all hidden" stand-in is no real insight: nothing to hide there.
+          if (i.key === "insights_hidden") hide = null;
           return el("article", { className: "insight sev-" + sev, dataset: { insight: i.key } }, [
             el("div", { className: "insight-head" }, [icon(SEVERITY_ICON[sev]), i.title]),
             el("div", { className: "insight-value", text: i.value === null || i.value === undefined ? "—" : String(i.value) }),
