@@ -99,6 +99,7 @@ def test_it_explains_what_to_do_when_no_provider_is_configured(signed_in: Client
 
     assert "No provider configured" in html
     assert "SYNTHETIC_API_KEY" in html
+    assert "Not polling" in html and "Loading…" not in html  # no script will ever replace it
 
 
 def test_it_hands_the_saved_timezone_to_the_page(providers_configured, signed_in: Client) -> None:
