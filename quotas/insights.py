@@ -172,6 +172,22 @@ class _Data:
             .first()
         )
 
+    def main_usage(self, period: timedelta) -> tuple[_Quota, datetime, float] | None:
+        """The main quota, where its tracked part of the last ``period`` starts, and its use since.
+
+        None without a main quota or with less than MIN_PACE_SPAN of data.
+        """
+        quota = self.main
+        if quota is None:
+            return None
+        since = self.tracked_since(quota.key)
+        if since is None:
+            return None
+        start = max(since, self.now - period)
+        if self.now - start < MIN_PACE_SPAN:
+            return None
+        return quota, start, self.consumed(quota.key, start)
+
 
 def consumed_between(provider: str, key: str, start: datetime, end: datetime) -> float:
     """What a quota's counter went up by between ``start`` and ``end`` (one query).
@@ -335,19 +351,14 @@ def _billing_period(data: _Data) -> dict[str, Any] | None:
     where the window length is known: allowance = limit × tracked time / window
     length, share = used / allowance × 100.
     """
-    quota = data.main
-    if quota is None:
+    usage = data.main_usage(BILLING_PERIOD)
+    if usage is None:
         return None
-    since = data.tracked_since(quota.key)
-    if since is None:
-        return None
-    start = max(since, data.now - BILLING_PERIOD)
+    quota, start, used = usage
     span = data.now - start
-    if span < MIN_PACE_SPAN:
-        return None
-    used = data.consumed(quota.key, start)
+    whole_period = start <= data.now - BILLING_PERIOD  # tracked for all of the 30 days
     days = span.total_seconds() / 86400
-    period = "the last 30 days" if since <= data.now - BILLING_PERIOD else f"the {_days(days)} tracked so far"
+    period = "the last 30 days" if whole_period else f"the {_days(days)} tracked so far"
     description = f"{_amount(used, quota.unit)} of {quota.label} used in {period}."
     severity = "info"
     window = WINDOW_LENGTHS.get(quota.key)
@@ -359,7 +370,7 @@ def _billing_period(data: _Data) -> dict[str, Any] | None:
         "billing_period",
         "30-day usage",
         _amount(used, quota.unit),
-        "last 30 days" if since <= data.now - BILLING_PERIOD else f"last {_days(days)}",
+        "last 30 days" if whole_period else f"last {_days(days)}",
         description,
         severity,
     )
@@ -372,17 +383,11 @@ def _weekly_pace(data: _Data) -> dict[str, Any] | None:
     Warning when the monthly projection exceeds 80 % of the allowance (limit ×
     30 days / window length, where the length is known).
     """
-    quota = data.main
-    if quota is None:
+    usage = data.main_usage(WEEK)
+    if usage is None:
         return None
-    since = data.tracked_since(quota.key)
-    if since is None:
-        return None
-    start = max(since, data.now - WEEK)
+    quota, start, used = usage
     span = data.now - start
-    if span < MIN_PACE_SPAN:
-        return None
-    used = data.consumed(quota.key, start)
     per_day = used / (span.total_seconds() / 86400)
     monthly = per_day * 30
     severity = "info"
