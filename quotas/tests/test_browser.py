@@ -148,6 +148,35 @@ def fail_last_poll(provider: str) -> None:
     store(Fetched(provider, None, failure, None, 95))
 
 
+CHART_SERIES = """() => Object.fromEntries(Array.from(document.querySelectorAll("#charts canvas")).map((canvas) => {
+  const chart = window.Chart.getChart(canvas);
+  return [canvas.closest("[data-chart]").dataset.chart, chart.data.datasets.map((ds) => ({
+    label: ds.label,
+    color: ds.borderColor,
+    spanGaps: ds.spanGaps,
+    gaps: ds.data.filter((p) => p.y === null).length,
+    resets: ds.data.filter((p) => p.reset).length,
+    tooltip: chart.options.plugins.tooltip.callbacks.afterLabel({ raw: { reset: true, from: 26.2 } }),
+  }))];
+}))"""
+
+
+def chart_series(page) -> dict[str, list[dict]]:
+    """Per provider shown, each chart line: label, colour, gap and reset counts."""
+    return page.evaluate(CHART_SERIES)
+
+
+def chart_shot(page, name: str) -> None:
+    """The usage chart alone; then back to the top, so full-page shots keep the header in place."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#charts").screenshot(path=str(SHOTS / f"{name}.png"))
+    page.evaluate("window.scrollTo(0, 0)")
+
+
+def colours(series: list[dict]) -> dict[str, str]:
+    return {s["label"]: s["color"] for s in series}
+
+
 # ---------------------------------------------------------------- fixtures
 
 
@@ -262,6 +291,18 @@ def test_a_user_signs_in_explores_both_providers_and_changes_the_password(seeded
     page.click('#chart-range [data-range="6h"]')
     page.wait_for_timeout(400)  # the chart's short entry animation
     ui.shot("dashboard-synthetic-light")
+    chart_shot(page, "chart-synthetic-light")
+    synthetic_light = chart_series(page)["synthetic"]
+    lines = {s["label"]: s for s in synthetic_light}
+    assert set(lines) == {"Subscription", "Search (hourly)", "Requests (5h rolling)", "Weekly credits"}
+    assert len(set(colours(synthetic_light).values())) == 4  # a colour per quota
+    # Resets are marked where the percent dropped: the subscription once, hourly search every hour.
+    assert lines["Subscription"]["resets"] == 1
+    assert lines["Search (hourly)"]["resets"] >= 4
+    assert lines["Weekly credits"]["resets"] == 0
+    assert lines["Subscription"]["tooltip"].strip() == "▲ reset (from 26.2%)"
+    # The poll gap still breaks every line.
+    assert all(s["gaps"] >= 1 and s["spanGaps"] is False for s in synthetic_light)
 
     page.click('#provider-tabs [data-provider="zai"]')
     expect(page.locator('[data-quota="zai:time_monthly"] .tools')).to_contain_text("search-prime")
@@ -274,6 +315,10 @@ def test_a_user_signs_in_explores_both_providers_and_changes_the_password(seeded
     expect(page.locator('[data-quota="synthetic:subscription"]')).to_be_visible()
     expect(page.locator("#charts canvas")).to_have_count(2)
     ui.shot("dashboard-both-light")
+    both_light = chart_series(page)
+    # A quota keeps its colour from tab to tab.
+    assert colours(both_light["synthetic"]) == colours(synthetic_light)
+    assert not set(colours(both_light["zai"]).values()) & set(colours(synthetic_light).values())
 
     # The tab and the theme survive a reload.
     page.click("header [data-theme-toggle]")
@@ -284,6 +329,9 @@ def test_a_user_signs_in_explores_both_providers_and_changes_the_password(seeded
     expect(page.locator('#provider-tabs [data-provider="both"]')).to_have_attribute("aria-selected", "true")
     expect(page.locator('[data-quota="zai:tokens_5h"]')).to_be_visible()
     ui.shot("dashboard-both-dark")
+    both_dark = chart_series(page)
+    assert colours(both_dark["synthetic"]).keys() == colours(synthetic_light).keys()
+    assert colours(both_dark["synthetic"]) != colours(synthetic_light)  # the dark theme's shades
 
     page.click('#provider-tabs [data-provider="synthetic"]')
     with page.expect_response(lambda r: "/api/history" in r.url and "range=7d" in r.url) as history:
@@ -295,10 +343,13 @@ def test_a_user_signs_in_explores_both_providers_and_changes_the_password(seeded
     expect(page.locator('#chart-range [data-range="6h"]')).to_have_attribute("aria-pressed", "true")
     page.wait_for_timeout(400)  # the chart's short entry animation
     ui.shot("dashboard-synthetic-dark")
+    chart_shot(page, "chart-synthetic-dark")
+    assert colours(chart_series(page)["synthetic"]) == colours(both_dark["synthetic"])
     page.click('#provider-tabs [data-provider="zai"]')
     expect(page.locator('[data-quota="zai:tokens_5h"]')).to_be_visible()
     page.wait_for_timeout(400)
     ui.shot("dashboard-zai-dark")
+    assert colours(chart_series(page)["zai"]) == colours(both_dark["zai"])
 
     # Password change: a wrong current password is an error in the dialog, not a redirect.
     dialog = page.locator("#password-dialog")

@@ -6,6 +6,7 @@ import json
 from html.parser import HTMLParser
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.template.loader import render_to_string
 from django.test import Client, RequestFactory
@@ -137,6 +138,23 @@ def test_it_loads_the_theme_before_paint_and_vendored_chart_js(providers_configu
     assert "https://" not in html.split("<body", 1)[1].split('id="dashboard-config"', 1)[0].replace(
         'xmlns="http://www.w3.org/2000/svg"', ""
     )
+
+
+DASHBOARD_SCRIPTS = ["core", "status", "cards", "chart", "insights", "tables", "dialogs", "main"]
+
+
+def test_it_loads_the_dashboard_scripts_deferred_and_in_order(providers_configured, signed_in: Client) -> None:
+    scripts = [a for a in parse(signed_in.get("/").content.decode()).find("script") if a.get("src")]
+    dashboard = [str(a["src"]) for a in scripts if "/js/dashboard/" in str(a["src"])]
+
+    # Chart.js first, then core.js (it fills window.SynTrack), the feature files, and main.js last.
+    assert dashboard == [f"/static/js/dashboard/{name}.js" for name in DASHBOARD_SCRIPTS]
+    srcs = [str(a["src"]) for a in scripts]
+    assert srcs.index("/static/js/vendor/chart.umd.min.js") < srcs.index(dashboard[0])
+    assert all("defer" in a for a in scripts if "/js/dashboard/" in str(a["src"]) or "chart.umd" in str(a["src"]))
+    assert "/static/js/dashboard.js" not in srcs
+    static = settings.BASE_DIR / "static" / "js" / "dashboard"
+    assert sorted(p.stem for p in static.glob("*.js")) == sorted(DASHBOARD_SCRIPTS)
 
 
 def test_it_has_a_logout_form_and_a_password_dialog(providers_configured, signed_in: Client) -> None:
