@@ -56,6 +56,7 @@
     pages: { cycles: 1, sessions: 1, polls: 1 },
     rows: { cycles: [], sessions: [], polls: [] },
     refreshing: false,
+    refreshAgain: false,
     failures: 0,
     hiddenRounds: 0,
     lastRefresh: 0,

@@ -49,7 +49,10 @@
   }
 
   function refreshAll() {
-    if (state.refreshing) return Promise.resolve();
+    // A refresh asked for while one runs (a new timezone or tab) runs right after it:
+    // the running one may already have drawn the cards with the old settings.
+    if (state.refreshing) { state.refreshAgain = true; return Promise.resolve(); }
+    state.refreshAgain = false;
     state.refreshing = true;
     var btn = $("refresh-btn");
     btn.classList.add("spinning");
@@ -73,8 +76,9 @@
         state.refreshing = false;
         state.lastRefresh = Date.now();
         document.body.dataset.loaded = "true";
-        window.setTimeout(function () { btn.classList.remove("spinning"); }, Math.max(0, 500 - (Date.now() - started)));
-        schedule();
+        window.setTimeout(function () { if (!state.refreshing) btn.classList.remove("spinning"); }, Math.max(0, 500 - (Date.now() - started)));
+        if (state.refreshAgain) refreshAll();
+        else schedule();
       });
   }
 
