@@ -14,6 +14,26 @@ SYNTHETIC_URL = "https://synthetic.test/v2/quotas"
 ZAI_URL = "https://zai.test/api/monitor/usage/quota/limit"
 SYNTHETIC_KEY = "syn_test_key_abcdef123456"
 ZAI_KEY = "zai-test-key-0123456789abcdef"
+# The fields of each quota in /api/current (product.md §8): the contract.
+CURRENT_QUOTA_FIELDS = frozenset(
+    {
+        "key",
+        "label",
+        "kind",
+        "unit",
+        "used",
+        "limit",
+        "remaining",
+        "percent",
+        "status",
+        "resets_at",
+        "seconds_until_reset",
+        "rate_per_hour",
+        "projected_used",
+        "projected_percent",
+        "details",
+    }
+)
 
 
 def fixture_bytes(name: str) -> bytes:

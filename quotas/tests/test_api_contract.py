@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.auth import basic_cache
 from accounts.models import User
-from conftest import fixture_json, store_failure, store_payload
+from conftest import CURRENT_QUOTA_FIELDS, fixture_json, store_failure, store_payload
 from quotas.models import PollAttempt, PollSession, QuotaReading
 from quotas.providers import ADAPTERS
 
@@ -39,23 +39,6 @@ GET_ENDPOINTS = [
 PER_PROVIDER = ["/api/current", "/api/history", "/api/cycles", "/api/summary", "/api/insights"]
 LISTS = ["/api/sessions", "/api/polls"]
 
-QUOTA_FIELDS = {
-    "key",
-    "label",
-    "kind",
-    "unit",
-    "used",
-    "limit",
-    "remaining",
-    "percent",
-    "status",
-    "resets_at",
-    "seconds_until_reset",
-    "rate_per_hour",
-    "projected_used",
-    "projected_percent",
-    "details",
-}
 CYCLE_FIELDS = {"id", "quota", "started_at", "ended_at", "active", "limit", "peak_used", "consumed", "resets_at"}
 SUMMARY_FIELDS = {
     "key",
@@ -283,7 +266,7 @@ def test_current_has_every_field(api: Client, data: None) -> None:
     assert body["last_poll"]["outcome"] == "unauthorized"
     assert [q["key"] for q in body["quotas"]] == ["tokens_5h", "tokens_weekly", "time_monthly"]
     for quota in body["quotas"]:
-        assert set(quota) >= QUOTA_FIELDS
+        assert set(quota) >= CURRENT_QUOTA_FIELDS
         assert quota["kind"] in ("reset", "rolling")
         assert quota["status"] in ("healthy", "warning", "danger", "critical", "unknown")
         assert isinstance(quota["details"], dict)
