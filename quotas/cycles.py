@@ -12,16 +12,9 @@ from datetime import datetime, timedelta
 from quotas.models import Kind, QuotaReading, ResetCycle
 
 # A reported reset time has to lie this far past the stored one to count as a
-# new window: Z.ai's nextResetTime jitters by milliseconds.
+# new window: Z.ai's nextResetTime jitters by milliseconds. The same tolerance
+# decides whether a reset time "moved in step with the poll clock" (drift).
 RESET_TIME_TOLERANCE = timedelta(seconds=60)
-# How long past the stored reset time a poll must be before the later reset
-# time is believed. Synthetic moves `search` forward by one poll interval on
-# every poll; with an interval as long as the window the stored time is just
-# "passed" on every poll, and this grace keeps that drift from reading as a reset.
-# A later time reported within the grace is held back until the next poll,
-# which tells a true reset (the new time stays put) from drift (it moved on by
-# about the time between the polls).
-RESET_GRACE = timedelta(seconds=60)
 
 
 # What folding a reading into an open cycle changes.
@@ -119,8 +112,7 @@ def track(reading: QuotaReading, open_cycles: OpenCycles | None = None) -> float
     if reading.scale is not None:
         cycle.limit = reading.scale
     if reading.resets_at is not None:
-        if not _reset_time_pending(cycle, reading):
-            cycle.resets_at = reading.resets_at
+        cycle.resets_at = reading.resets_at
         cycle.reported_resets_at = reading.resets_at
     if open_cycles is not None:
         open_cycles.folded(cycle)
@@ -190,33 +182,31 @@ def _reset_instant(cycle: ResetCycle, reading: QuotaReading) -> datetime | None:
 
 
 def _rolled_over(cycle: ResetCycle, reading: QuotaReading) -> bool:
-    """The stored reset time has passed (by the grace) and a later one is reported."""
+    """The stored reset time has passed and a later one is reported, and that is no drift.
+
+    Decided at the first poll after the stored time, so the reading that
+    reveals the reset belongs to the new cycle (a poll a few seconds after the
+    reset must not fold its usage into the old one).
+    """
     stored, new = cycle.resets_at, reading.resets_at
     if stored is None or new is None:
         return False
-    if reading.captured_at - stored < RESET_GRACE or new - stored <= RESET_TIME_TOLERANCE:
+    if reading.captured_at < stored or new - stored <= RESET_TIME_TOLERANCE:
         return False
-    reported = cycle.reported_resets_at
-    if reported is not None and reported - stored > RESET_TIME_TOLERANCE and cycle.last_reading_at is not None:
-        # The previous poll came moments after the stored time and already
-        # reported a later one (held back as pending). Drift moves that time on
-        # by the time between the two polls; a true reset does not.
-        moved = new - reported
-        gap = reading.captured_at - cycle.last_reading_at
-        if moved > RESET_TIME_TOLERANCE and abs(moved - gap) <= RESET_TIME_TOLERANCE:
-            return False
-    return True
+    return not _moved_with_poll_clock(cycle, reading)
 
 
-def _reset_time_pending(cycle: ResetCycle, reading: QuotaReading) -> bool:
-    """The stored reset time passed only moments ago and a later one is reported.
+def _moved_with_poll_clock(cycle: ResetCycle, reading: QuotaReading) -> bool:
+    """Whether the reported reset time moved on by the time between the two polls.
 
-    Keep the stored one: the next poll, past the grace, reveals the reset at
-    its true instant instead of the reset being lost to the newer time (or
-    shows it was drift, and then the newer time is taken).
+    Synthetic reports its `search` window as "now + 1 h" on every poll: the
+    time then keeps a constant distance ahead of the poll clock, and with an
+    interval as long as the window the stored time has passed at every poll.
+    A true reset moves the time by a window length, not by the poll gap.
     """
-    return (
-        cycle.resets_at is not None
-        and timedelta(0) <= reading.captured_at - cycle.resets_at < RESET_GRACE
-        and reading.resets_at - cycle.resets_at > RESET_TIME_TOLERANCE
-    )
+    reported, last_at = cycle.reported_resets_at, cycle.last_reading_at
+    if reported is None or last_at is None:
+        return False
+    moved = reading.resets_at - reported
+    gap = reading.captured_at - last_at
+    return moved > RESET_TIME_TOLERANCE and abs(moved - gap) <= RESET_TIME_TOLERANCE

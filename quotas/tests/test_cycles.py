@@ -231,19 +231,49 @@ def test_a_reset_while_the_poller_was_down_is_found_and_ends_at_the_true_reset_i
     assert revealing.cycle == new
 
 
-def test_a_reset_seen_moments_after_its_instant_is_confirmed_by_the_next_poll() -> None:
+def test_a_reset_seen_moments_after_its_instant_is_decided_at_that_first_poll() -> None:
     """A quiet monthly window: the counter barely moves, so only the reset time tells."""
     resets = T0 + 30 * MINUTE
     month_later = resets + timedelta(days=30)
     calls = {"key": "time_monthly", "unit": "calls"}
     poll(resets - MINUTE, quota(3, resets_at=resets, **calls))
-    poll(resets + timedelta(seconds=20), quota(0, resets_at=month_later, **calls))
-    (revealing,) = poll(resets + timedelta(seconds=80), quota(1, resets_at=month_later, **calls))
+    (revealing,) = poll(resets + timedelta(seconds=20), quota(0, resets_at=month_later, **calls))
+    (following,) = poll(resets + timedelta(seconds=80), quota(1, resets_at=month_later, **calls))
 
     old, new = cycles_of("time_monthly")
     assert old.ended_at == resets
-    assert (new.started_at, new.resets_at, new.consumed) == (resets, month_later, 1.0)
+    assert (old.peak_used, old.readings_count) == (3.0, 1)
+    assert (new.started_at, new.resets_at, new.consumed, new.readings_count) == (resets, month_later, 1.0, 2)
     assert revealing.cycle == new
+    assert following.cycle == new
+
+
+@pytest.mark.parametrize("interval", [60, 3600])
+def test_usage_after_a_reset_belongs_to_the_new_cycle_from_the_first_poll(interval: int) -> None:
+    """50 → reset → 80: the counter rose across the reset, so only the reset time reveals it."""
+    resets = T0 + 5 * HOUR
+    gap = timedelta(seconds=interval)
+    first_after = resets + timedelta(seconds=30)
+    poll(first_after - gap, quota(50, resets_at=resets, key="subscription", unit="requests"), provider="synthetic")
+    (revealing,) = poll(
+        first_after, quota(80, resets_at=resets + 5 * HOUR, key="subscription", unit="requests"), provider="synthetic"
+    )
+
+    old, new = cycles_of("subscription", "synthetic")
+    assert (old.ended_at, old.peak_used, old.readings_count) == (resets, 50.0, 1)
+    assert (new.started_at, new.peak_used, new.consumed) == (resets, 80.0, 80.0)
+    assert revealing.cycle == new
+
+
+def test_a_reset_time_that_moves_with_the_poll_clock_after_a_long_gap_is_drift() -> None:
+    """The poller was stopped for three hours: `search` still reports "now + 1 h", no reset."""
+    search = {"key": "search_hourly", "unit": "requests", "limit": 250}
+    poll(T0, quota(10, resets_at=T0 + HOUR, **search), provider="synthetic")
+    later = T0 + 3 * HOUR + timedelta(seconds=7)
+    poll(later, quota(12, resets_at=later + HOUR, **search), provider="synthetic")
+
+    (cycle,) = cycles_of("search_hourly", "synthetic")
+    assert (cycle.ended_at, cycle.readings_count, cycle.resets_at) == (None, 2, later + HOUR)
 
 
 def test_a_cycle_never_ends_before_it_started() -> None:
