@@ -1,124 +1,97 @@
 /* SynTrack dashboard · status: the header (provider tabs, range buttons, last-updated dot) and the failed-poll / drift banners.
    Every value from the API goes in through textContent or attributes, never innerHTML. */
-(function () {
-  "use strict";
+import { $, NAMES, PROVIDERS, state, zone, zoneLabel, isBoth, viewProviders, el, icon, fmtWhen, fmtSmart, api } from "./core.js";
 
-  var S = window.SynTrack;
-  if (!S || !S.ready) return;
+// ---------------------------------------------------------------- header
+export function renderTabs() {
+  document.querySelectorAll("#provider-tabs [data-provider]").forEach(function (b) {
+    var on = b.dataset.provider === state.provider;
+    b.setAttribute("aria-selected", on ? "true" : "false");
+    b.tabIndex = on ? 0 : -1;
+  });
+  var sub = isBoth() ? "All your providers’ quotas" : NAMES[state.provider] + " quotas";
+  $("page-sub").textContent = sub + ": usage, resets and trends, in " + zone().replace(/_/g, " ") + " time.";
+  $("tz-label").textContent = zoneLabel();
+}
 
-  var NAMES = S.NAMES;
-  var PROVIDERS = S.PROVIDERS;
-  var state = S.state;
-  var zone = S.zone;
-  var zoneLabel = S.zoneLabel;
-  var isBoth = S.isBoth;
-  var viewProviders = S.viewProviders;
-  var $ = S.$;
-  var el = S.el;
-  var icon = S.icon;
-  var fmtWhen = S.fmtWhen;
-  var fmtSmart = S.fmtSmart;
-  var api = S.api;
+export function pressed(groupId, value) {
+  document.querySelectorAll("#" + groupId + " [data-range]").forEach(function (b) {
+    b.setAttribute("aria-pressed", b.dataset.range === value ? "true" : "false");
+  });
+}
 
-  // ---------------------------------------------------------------- header
-  function renderTabs() {
-    document.querySelectorAll("#provider-tabs [data-provider]").forEach(function (b) {
-      var on = b.dataset.provider === state.provider;
-      b.setAttribute("aria-selected", on ? "true" : "false");
-      b.tabIndex = on ? 0 : -1;
+export function setUpdated(ok) {
+  var dot = $("status-dot");
+  var label = $("last-updated");
+  if (ok) {
+    state.lastOk = Date.now();
+    dot.className = "status-dot ok";
+    label.textContent = "Updated " + fmtWhen(state.lastOk, "seconds");
+    var captured = viewProviders().map(function (p) {
+      var c = state.current[p];
+      return NAMES[p] + ": " + (c && c.captured_at ? fmtWhen(c.captured_at) : "no data yet");
     });
-    var sub = isBoth() ? "All your providers’ quotas" : NAMES[state.provider] + " quotas";
-    $("page-sub").textContent = sub + ": usage, resets and trends, in " + zone().replace(/_/g, " ") + " time.";
-    $("tz-label").textContent = zoneLabel();
+    label.title = "Last poll data — " + captured.join(" · ");
+  } else {
+    dot.className = "status-dot stale";
+    label.textContent = state.lastOk ? "Stale since " + fmtWhen(state.lastOk, "time") : "Cannot reach the server";
+    label.title = "Retrying with back-off";
   }
+}
 
-  function pressed(groupId, value) {
-    document.querySelectorAll("#" + groupId + " [data-range]").forEach(function (b) {
-      b.setAttribute("aria-pressed", b.dataset.range === value ? "true" : "false");
-    });
-  }
+// ---------------------------------------------------------------- banners
+export var OUTCOME_TEXT = {
+  ok: "OK",
+  drift: "Schema drift",
+  unauthorized: "Unauthorized",
+  rate_limited: "Rate-limited",
+  server_error: "Server error",
+  network_error: "Network error",
+  invalid_response: "Invalid response"
+};
+export var OUTCOME_HINT = {
+  unauthorized: "Check the API key in the configuration.",
+  rate_limited: "The provider asked SynTrack to slow down; polling backs off by itself.",
+  server_error: "The provider is having trouble; polling retries with back-off.",
+  network_error: "The provider could not be reached; polling retries with back-off.",
+  invalid_response: "The provider answered with something SynTrack cannot read.",
+  drift: "The answer carried no usable quota. Its raw body is kept; `manage.py reparse` rebuilds readings after an update."
+};
 
-  function setUpdated(ok) {
-    var dot = $("status-dot");
-    var label = $("last-updated");
-    if (ok) {
-      state.lastOk = Date.now();
-      dot.className = "status-dot ok";
-      label.textContent = "Updated " + fmtWhen(state.lastOk, "seconds");
-      var captured = viewProviders().map(function (p) {
-        var c = state.current[p];
-        return NAMES[p] + ": " + (c && c.captured_at ? fmtWhen(c.captured_at) : "no data yet");
-      });
-      label.title = "Last poll data — " + captured.join(" · ");
-    } else {
-      dot.className = "status-dot stale";
-      label.textContent = state.lastOk ? "Stale since " + fmtWhen(state.lastOk, "time") : "Cannot reach the server";
-      label.title = "Retrying with back-off";
+export function renderBanners(providerList) {
+  var box = $("banners");
+  box.replaceChildren();
+  var statusById = {};
+  (providerList || []).forEach(function (p) { statusById[p.id] = p; });
+  PROVIDERS.forEach(function (p) {
+    var cur = state.current[p.id];
+    var info = statusById[p.id] || {};
+    var last = cur && cur.last_poll ? cur.last_poll : null;
+    var outcome = last ? last.outcome : info.last_status;
+    var at = last ? last.at : info.last_poll_at;
+    if (outcome && outcome !== "ok") {
+      var text = [el("strong", { text: p.name + ": the last poll failed (" + (OUTCOME_TEXT[outcome] || outcome) + ")" })];
+      text.push(" at " + fmtSmart(at) + ". ");
+      if (last && last.message) text.push(el("span", { className: "sub", text: last.message + " " }));
+      text.push(OUTCOME_HINT[outcome] || "");
+      if (cur && cur.captured_at) text.push(" Showing the last good readings, from " + fmtSmart(cur.captured_at) + ".");
+      box.appendChild(el("div", { className: "banner banner-error", role: "alert", dataset: { banner: p.id } }, [
+        icon("x-circle"), el("div", { className: "banner-text" }, text)
+      ]));
+    } else if (cur && cur.drift) {
+      box.appendChild(el("div", { className: "banner banner-warning", role: "status", dataset: { banner: p.id } }, [
+        icon("alert"),
+        el("div", { className: "banner-text" }, [
+          el("strong", { text: p.name + ": the answer has changed shape (schema drift). " }),
+          (last && last.message ? last.message + ". " : "") +
+            "Known quotas are still tracked; the raw body is kept for `manage.py reparse`."
+        ])
+      ]));
     }
-  }
+  });
+}
 
-  // ---------------------------------------------------------------- banners
-  var OUTCOME_TEXT = {
-    ok: "OK",
-    drift: "Schema drift",
-    unauthorized: "Unauthorized",
-    rate_limited: "Rate-limited",
-    server_error: "Server error",
-    network_error: "Network error",
-    invalid_response: "Invalid response"
-  };
-  var OUTCOME_HINT = {
-    unauthorized: "Check the API key in the configuration.",
-    rate_limited: "The provider asked SynTrack to slow down; polling backs off by itself.",
-    server_error: "The provider is having trouble; polling retries with back-off.",
-    network_error: "The provider could not be reached; polling retries with back-off.",
-    invalid_response: "The provider answered with something SynTrack cannot read.",
-    drift: "The answer carried no usable quota. Its raw body is kept; `manage.py reparse` rebuilds readings after an update."
-  };
-
-  function renderBanners(providerList) {
-    var box = $("banners");
-    box.replaceChildren();
-    var statusById = {};
-    (providerList || []).forEach(function (p) { statusById[p.id] = p; });
-    PROVIDERS.forEach(function (p) {
-      var cur = state.current[p.id];
-      var info = statusById[p.id] || {};
-      var last = cur && cur.last_poll ? cur.last_poll : null;
-      var outcome = last ? last.outcome : info.last_status;
-      var at = last ? last.at : info.last_poll_at;
-      if (outcome && outcome !== "ok") {
-        var text = [el("strong", { text: p.name + ": the last poll failed (" + (OUTCOME_TEXT[outcome] || outcome) + ")" })];
-        text.push(" at " + fmtSmart(at) + ". ");
-        if (last && last.message) text.push(el("span", { className: "sub", text: last.message + " " }));
-        text.push(OUTCOME_HINT[outcome] || "");
-        if (cur && cur.captured_at) text.push(" Showing the last good readings, from " + fmtSmart(cur.captured_at) + ".");
-        box.appendChild(el("div", { className: "banner banner-error", role: "alert", dataset: { banner: p.id } }, [
-          icon("x-circle"), el("div", { className: "banner-text" }, text)
-        ]));
-      } else if (cur && cur.drift) {
-        box.appendChild(el("div", { className: "banner banner-warning", role: "status", dataset: { banner: p.id } }, [
-          icon("alert"),
-          el("div", { className: "banner-text" }, [
-            el("strong", { text: p.name + ": the answer has changed shape (schema drift). " }),
-            (last && last.message ? last.message + ". " : "") +
-              "Known quotas are still tracked; the raw body is kept for `manage.py reparse`."
-          ])
-        ]));
-      }
-    });
-  }
-
-  function loadProviders() {
-    return api("/api/providers").then(function (d) { renderBanners(d.providers || []); })
-      .catch(function (e) { renderBanners([]); throw e; });
-  }
-
-  S.renderTabs = renderTabs;
-  S.pressed = pressed;
-  S.setUpdated = setUpdated;
-  S.OUTCOME_TEXT = OUTCOME_TEXT;
-  S.OUTCOME_HINT = OUTCOME_HINT;
-  S.renderBanners = renderBanners;
-  S.loadProviders = loadProviders;
-})();
+export function loadProviders() {
+  return api("/api/providers").then(function (d) { renderBanners(d.providers || []); })
+    .catch(function (e) { renderBanners([]); throw e; });
+}
