@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from conftest import CURRENT_QUOTA_FIELDS, fixture_json, store_payload
+from lib.timefmt import isostring
 from quotas.models import PollAttempt
 from quotas.numbers import current
 
@@ -139,9 +140,17 @@ def test_readings_of_the_previous_cycle_never_count_and_a_young_cycle_uses_its_o
 
     tokens = quota(current("zai", now=T0), "tokens_5h")
 
-    # The new cycle began at the reset (-10 min) and has consumed 2M since: 12M/h.
-    assert (tokens["rate_per_hour"], tokens["rate_basis"]) == (12 * M, "cycle")
-    assert tokens["projected_used"] == 2 * M + 12 * M * (4 + 50 / 60)
+    # The new cycle began at the reset (-10 min) and has consumed 2M since: 12M/h,
+    # from one reading: shown, but too little to project from.
+    assert (tokens["rate_per_hour"], tokens["rate_basis"]) == (12 * M, "insufficient")
+    assert (tokens["projected_used"], tokens["exhausts_at"], tokens["outlook"]) == (None, None, "ok")
+
+    poll("zai", zai(3 * M, old_reset + timedelta(hours=5)), T0 + 10 * MINUTE)
+    poll("zai", zai(4 * M, old_reset + timedelta(hours=5)), T0 + 20 * MINUTE)
+    tokens = quota(current("zai", now=T0 + 20 * MINUTE), "tokens_5h")
+    # three readings over 20 minutes: 2M from 00:00 to 00:20
+    assert (tokens["rate_per_hour"], tokens["rate_basis"]) == (6 * M, "recent")
+    assert tokens["projected_used"] == 4 * M + 6 * M * (4 + 30 / 60)
 
 
 def test_a_drop_inside_a_cycle_is_not_negative_consumption() -> None:
@@ -290,9 +299,16 @@ def test_rolling_windows_have_a_rate_from_their_positive_steps_and_run_out_only_
     payload["rollingFiveHourLimit"]["remaining"] = 200
     poll("synthetic", copy.deepcopy(payload), at + 15 * MINUTE)
     rolling = quota(current("synthetic", now=at + 15 * MINUTE), "rolling_5h")
-    # steps 20 + 40 + 150 over one hour: 210/h, 110/h net of regeneration; 200 left
+    # steps 20 + 40 + 150 over one hour: 210/h against 100/h of regeneration; 200 left at 01:25.
     assert rolling["rate_per_hour"] == 210.0
-    assert rolling["exhausts_at"] == (at + 15 * MINUTE + timedelta(hours=200 / 110)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Tick by tick: 31.5 used until the 01:34 tick (+25), then 52.5 used and 25 back every
+    # 15 minutes: 28.5 left after the 03:04 tick, gone 28.5/210 h later. Refills come in
+    # steps, so it runs out before the smooth 200 / 110 h (03:14:05) would say.
+    free = 200 - 210 * 9 / 60 + 25 - 6 * (52.5 - 25)
+    assert free == 28.5
+    assert rolling["exhausts_at"] == isostring(datetime(2026, 8, 25, 3, 4, tzinfo=UTC) + timedelta(hours=free / 210))
+    assert rolling["exhausts_at"] == "2026-08-25T03:12:08Z"
+    assert rolling["outlook"] == "runs_out_before_reset"
 
 
 def test_synthetic_reset_windows_get_a_burn_rate_too() -> None:
