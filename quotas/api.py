@@ -20,7 +20,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from accounts.auth import api_auth, error
 from lib.timefmt import isostring
-from quotas import forms, numbers, preferences, reports
+from quotas import forms, numbers, pollnow, preferences, reports
 from quotas.history import history as build_history
 from quotas.insights import insights as build_insights
 
@@ -176,3 +176,39 @@ def settings(request: HttpRequest) -> JsonResponse:
         except ValueError as e:  # InvalidPreference is one
             return error(str(e), 400)
     return answer(preferences.read())
+
+
+def _poll_parameters(request: HttpRequest) -> dict:
+    """``provider`` from the query string or a JSON body ``{"provider": …}``; ValueError when bad."""
+    data = request.GET.dict()
+    if request.body:
+        body = json_body(request)
+        if not isinstance(body, dict):
+            raise ValueError('the body must be a JSON object such as {"provider": "zai"}')
+        unknown = sorted(set(body) - {"provider"})
+        if unknown:
+            raise ValueError(f"unknown key {unknown[0]!r}: the body takes only provider")
+        if "provider" in body and "provider" in data and body["provider"] != data["provider"]:
+            raise ValueError("provider given twice, with different values")
+        if body.get("provider") is not None:
+            data["provider"] = body["provider"]
+    return data
+
+
+@methods("POST")
+@api_auth
+def poll(request: HttpRequest) -> JsonResponse:
+    """Ask the running poller to poll now: 202, or 409 when no running poller would."""
+    try:
+        form = forms.ProviderForm(_poll_parameters(request))
+    except ValueError as e:
+        return error(str(e), 400)
+    if not form.is_valid():
+        return error(form.first_error(), 400)
+    chosen = form.cleaned_data["provider"]
+    try:
+        return answer(pollnow.ask(None if chosen in ("", forms.BOTH) else chosen), status=202)
+    except pollnow.BadRequest as e:
+        return error(str(e), 400)
+    except pollnow.NotPolling as e:
+        return answer({"error": str(e), "poller_running": e.poller_running}, status=409)

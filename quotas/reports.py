@@ -16,7 +16,8 @@ from django.db.models import Avg, Count, F, Max, Min, Q, Sum
 from django.utils import timezone
 
 from lib.timefmt import isostring
-from quotas.models import PollAttempt, PollSession, QuotaReading, ResetCycle
+from quotas import pollnow
+from quotas.models import Outcome, PollAttempt, PollRequest, PollSession, QuotaReading, ResetCycle
 from quotas.providers import ADAPTERS, NAMES, configured
 
 # The `limit` parameters of the API accept 1–500.
@@ -228,15 +229,28 @@ def polls(provider: str | None = None, limit: int = 50) -> dict[str, Any]:
     }
 
 
-def providers() -> dict[str, Any]:
-    """Every known provider, whether it is configured, and its latest poll attempt.
+def providers(now: datetime | None = None) -> dict[str, Any]:
+    """Every known provider: configured or not, its latest and latest successful poll, freshness.
 
-    One query per known provider (two), each reading one row by index.
+    ``stale``: no successful poll within two poll intervals (``interval_seconds``:
+    the running poller's, else SYNTRACK_POLL_INTERVAL). ``poller_running``: a
+    running poller polls this provider. ``poll_requested_at``: a "poll now"
+    request still waiting for its poll, else null.
+
+    Two queries per known provider (its latest attempt, its latest successful
+    one), one for the open sessions, one for pending requests; on PostgreSQL
+    one more to see the poll lock.
     """
+    now = now or timezone.now()
     keyed = set(configured())
+    poller = pollnow.poller_state()
+    requested = PollRequest.pending()
     answer = []
     for provider in ADAPTERS:
-        latest = PollAttempt.objects.filter(provider=provider).order_by("-at", "-id").values("at", "outcome").first()
+        attempts = PollAttempt.objects.filter(provider=provider).order_by("-at", "-id")
+        latest = attempts.values("at", "outcome").first()
+        success = attempts.filter(outcome=Outcome.OK).values_list("at", flat=True).first()
+        interval = poller.interval(provider)
         answer.append(
             {
                 "id": provider,
@@ -244,6 +258,11 @@ def providers() -> dict[str, Any]:
                 "configured": provider in keyed,
                 "last_poll_at": isostring(latest["at"]) if latest else None,
                 "last_status": latest["outcome"] if latest else None,
+                "last_success_at": isostring(success),
+                "interval_seconds": interval,
+                "stale": success is None or (now - success).total_seconds() > 2 * interval,
+                "poller_running": poller.polls(provider),
+                "poll_requested_at": isostring(requested.get(provider)),
             }
         )
     return {"providers": answer}

@@ -27,6 +27,7 @@ urlpatterns = [
     path("api/sessions", api.sessions, name="api-sessions"),
     path("api/insights", api.insights, name="api-insights"),
     path("api/polls", api.polls, name="api-polls"),
+    path("api/poll", api.poll, name="api-poll"),
     path("api/settings", api.settings, name="api-settings"),
     path("api/password", accounts_views.password, name="api-password"),
 ]
