@@ -1,6 +1,6 @@
 /* SynTrack dashboard · cards: the quota cards and their live countdowns.
    Every value from the API goes in through textContent or attributes, never innerHTML. */
-import { $, NAMES, state, zone, isBoth, viewProviders, byProvider, el, icon, isNum, fmtNum, amount, UNIT_WORDS, ms, fmtWhen, fmtSmart, countdown, api, q } from "./core.js";
+import { $, NAMES, state, zone, isBoth, viewProviders, byProvider, el, icon, isNum, fmtNum, amount, UNIT_WORDS, ms, fmtWhen, fmtSmart, fmtShort, roughSpan, countdown, api, q } from "./core.js";
 
 // ---------------------------------------------------------------- quota cards
 var KEY_ICONS = {
@@ -15,9 +15,38 @@ export function statusFor(p) {
   if (!isNum(p)) return "healthy";
   return p >= 95 ? "critical" : p >= 80 ? "danger" : p >= 50 ? "warning" : "healthy";
 }
-function badge(status) {
-  var s = STATUS[status] || STATUS.healthy;
-  return el("span", { className: "badge badge-" + status }, [icon(s[0]), s[1]]);
+// The API's outlook, or (from a server without the field) what its exhaustion fields say.
+export function outlookFor(q) {
+  if (q.outlook) return q.outlook;
+  if (q.exhausted || (q.details && q.details.limited)) return "exhausted";
+  return q.exhausts_at ? "runs_out_before_reset" : "ok";
+}
+// The card's level is the worse of status and outlook: a card never says "Healthy" next
+// to its own "runs out in 47m". exhausted > runs_out_before_reset > critical > … > healthy.
+export function levelFor(q) {
+  var outlook = outlookFor(q);
+  if (outlook === "exhausted") return "exhausted";
+  if (outlook === "runs_out_before_reset") return "runs-out";
+  return q.status || statusFor(q.percent);
+}
+function runsOutText(q) {
+  var out = ms(q.exhausts_at);
+  if (out === null) return "Runs out soon";
+  var text = "Runs out " + fmtShort(out);
+  if (q.kind === "rolling") return text + " · refills can’t keep up";
+  var reset = ms(q.resets_at);
+  return reset !== null && reset > out ? text + " · " + roughSpan((reset - out) / 1000) + " before reset" : text;
+}
+function badge(q, level) {
+  if (level === "exhausted") {
+    var limited = q.kind === "rolling" && q.details && q.details.limited;
+    return el("span", { className: "badge badge-exhausted" }, [icon("ban"), limited ? "Limited" : "Exhausted"]);
+  }
+  if (level === "runs-out") {
+    return el("span", { className: "badge badge-runs-out", title: fmtWhen(q.exhausts_at) + " (" + zone() + ")" }, [icon("hourglass"), runsOutText(q)]);
+  }
+  var s = STATUS[level] || STATUS.healthy;
+  return el("span", { className: "badge badge-" + level }, [icon(s[0]), s[1]]);
 }
 function stat(label, value, extra) {
   var dd = el("dd", extra || null, Array.isArray(value) ? value : [value]);
@@ -31,10 +60,11 @@ function live(untilIso, prefix) {
 }
 
 export function quotaCard(pid, q) {
-  var st = q.status || statusFor(q.percent);
+  var level = levelFor(q);
+  var outlook = outlookFor(q);
   var rolling = q.kind === "rolling";
   var d = q.details || {};
-  var card = el("article", { className: "card s-" + st, dataset: { quota: pid + ":" + q.key }, "aria-label": q.label });
+  var card = el("article", { className: "card s-" + level, dataset: { quota: pid + ":" + q.key }, "aria-label": q.label });
 
   var headKids = [
     el("span", { className: "card-icon" }, [icon(KEY_ICONS[q.key] || "gauge")]),
@@ -65,8 +95,7 @@ export function quotaCard(pid, q) {
     "aria-valuenow": String(Math.round((q.percent || 0) * 10) / 10), "aria-label": q.label + " used"
   }, [bar]));
 
-  var badges = [badge(st)];
-  if (rolling && d.limited) badges.push(el("span", { className: "badge badge-critical" }, [icon("ban"), "Limited"]));
+  var badges = [badge(q, level)];
   card.appendChild(el("div", { className: "card-row" }, [
     el("span", { className: "card-row" }, badges),
     q.resets_at ? el("span", { className: "reset-at", text: (rolling ? "Next tick " : "Resets ") + fmtSmart(q.resets_at), title: fmtWhen(q.resets_at) + " (" + zone() + ")" }) : null
@@ -90,9 +119,9 @@ export function quotaCard(pid, q) {
     var projText = proj && projPct ? [proj + " ", el("small", { text: "(" + projPct + ")" })] : proj || projPct || "—";
     stats.push(stat("At reset", projText, isNum(q.projected_percent) && q.projected_percent >= 100 ? { className: "warn" } : null));
   }
-  if (q.exhausted) {
-    stats.push(stat("Runs out", "exhausted", { className: "warn" }));
-  } else if (q.exhausts_at) {
+  if (outlook === "exhausted") {
+    stats.push(stat("Runs out", rolling && d.limited ? "limited now" : "exhausted", { className: "warn" }));
+  } else if (outlook === "runs_out_before_reset" && q.exhausts_at) {
     stats.push(stat("Runs out", [live(q.exhausts_at, "in ")], { className: "warn", title: fmtWhen(q.exhausts_at) }));
   } else if (!rolling) {
     stats.push(stat("Runs out", q.resets_at ? "after reset" : "—"));

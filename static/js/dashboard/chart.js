@@ -1,6 +1,7 @@
 /* SynTrack dashboard · chart: the usage chart (Chart.js, vendored), one per provider shown.
    Every value from the API goes in through textContent or attributes, never innerHTML. */
-import { $, NAMES, state, REDUCED_MOTION, RANGES_MS, TICK_STEP, isBoth, viewProviders, byProvider, el, isNum, fmtNum, pct, dateFmt, ms, fmtWhen, api, q } from "./core.js";
+import { $, NAMES, state, REDUCED_MOTION, RANGES_MS, isBoth, viewProviders, byProvider, el, isNum, fmtNum, amount, dateFmt, ms, fmtWhen, api, q } from "./core.js";
+import { pressed } from "./status.js";
 
 // ---------------------------------------------------------------- chart
 // Chart.js is the vendored UMD build, a classic script that runs before the modules
@@ -93,13 +94,39 @@ function timeTicks(min, max, step) {
   return ticks;
 }
 
-function chartConfig(datasets, range) {
+// Tick steps to choose from (minutes): the smallest that keeps the axis to about eight ticks.
+var TICK_MINUTES = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 7200, 10080];
+function tickStep(span) {
+  for (var i = 0; i < TICK_MINUTES.length; i++) {
+    if (span / (TICK_MINUTES[i] * 6e4) <= 8) return TICK_MINUTES[i] * 6e4;
+  }
+  return TICK_MINUTES[TICK_MINUTES.length - 1] * 6e4;
+}
+// The shortest span the axis shows, so a first reading seconds old is not a single point.
+var MIN_SPAN = 10 * 6e4;
+function firstTime(datasets) {
+  var first = Infinity;
+  datasets.forEach(function (ds) {
+    for (var i = 0; i < ds.data.length; i++) {
+      if (isNum(ds.data[i].y)) { first = Math.min(first, ds.data[i].x); break; }
+    }
+  });
+  return first;
+}
+
+// Tooltip figures: percent to 1 decimal (2 under 10 %), amounts as the cards write them.
+function tipPercent(v) { return isNum(v) ? fmtNum(v, Math.abs(v) < 10 ? 2 : 1) + "%" : "—"; }
+
+function chartConfig(datasets, range, units) {
   var now = Date.now();
   var text = cssVar("--text-2");
   var grid = cssVar("--outline-soft");
-  var longRange = range === "7d" || range === "30d";
   var y = yScale(datasets);
-  var min = now - RANGES_MS[range];
+  // The axis starts where the data starts when that is inside the range: a young database
+  // fills the width instead of sitting in a sliver at the right edge.
+  var min = Math.min(Math.max(now - RANGES_MS[range], firstTime(datasets)), now - MIN_SPAN);
+  var step = tickStep(now - min);
+  var dayTicks = step >= 864e5;
   return {
     type: "line",
     data: { datasets: datasets },
@@ -119,11 +146,11 @@ function chartConfig(datasets, range) {
             title: function (items) { return items.length ? fmtWhen(items[0].parsed.x) : ""; },
             label: function (ctx) {
               var raw = ctx.raw || {};
-              var extra = isNum(raw.used) ? " (" + fmtNum(raw.used, 1) + ")" : "";
-              return " " + ctx.dataset.label + ": " + pct(ctx.parsed.y) + extra;
+              var extra = isNum(raw.used) ? " (" + amount(raw.used, units[ctx.datasetIndex]) + ")" : "";
+              return " " + ctx.dataset.label + ": " + tipPercent(ctx.parsed.y) + extra;
             },
             afterLabel: function (ctx) {
-              return isReset(ctx) ? "   ▲ reset (from " + pct(ctx.raw.from) + ")" : "";
+              return isReset(ctx) ? "   ▲ reset (from " + tipPercent(ctx.raw.from) + ")" : "";
             }
           }
         }
@@ -133,7 +160,7 @@ function chartConfig(datasets, range) {
           type: "linear",
           min: min,
           max: now,
-          afterBuildTicks: function (axis) { axis.ticks = timeTicks(min, now, TICK_STEP[range]); },
+          afterBuildTicks: function (axis) { axis.ticks = timeTicks(min, now, step); },
           grid: { color: grid },
           border: { color: grid },
           ticks: {
@@ -141,7 +168,7 @@ function chartConfig(datasets, range) {
             maxRotation: 0,
             autoSkip: true,
             autoSkipPadding: 18,
-            callback: function (v) { return fmtWhen(v, longRange ? "day" : "time"); }
+            callback: function (v) { return fmtWhen(v, dayTicks ? "day" : "time"); }
           }
         },
         y: {
@@ -197,7 +224,8 @@ export function renderHistory() {
         borderColor: color,
         backgroundColor: fillColor,
         borderDash: dashed ? [6, 4] : [],
-        fill: series.length <= 3 ? "origin" : false,
+        // Every provider's lines filled alike, however many quotas it has.
+        fill: "origin",
         spanGaps: false,
         // Room past the plot area, so a marker on the 0% line is not cut in half.
         clip: { left: 0, top: 10, right: 10, bottom: 10 },
@@ -226,11 +254,13 @@ export function renderHistory() {
       holder.replaceChildren(el("div", { className: "chart-empty", text: "No readings in the last " + state.chartRange + "." }));
       return;
     }
-    var cfg = chartConfig(datasets, state.chartRange);
+    var units = series.map(function (s) { return (state.quotaInfo[pid + ":" + s.key] || {}).unit; });
+    var cfg = chartConfig(datasets, state.chartRange, units);
     if (charts[pid]) {
       var chart = charts[pid];
       chart.data.datasets = datasets;
       chart.options.scales = cfg.options.scales;
+      chart.options.plugins.tooltip = cfg.options.plugins.tooltip;
       chart.update("none");
     } else {
       var canvas = el("canvas", { role: "img", "aria-label": NAMES[pid] + " usage over the last " + state.chartRange + ", percent of each limit; triangles mark resets" });
@@ -246,9 +276,47 @@ export function destroyCharts() {
   $("charts").dataset.layout = "";
 }
 
+// Until the user picks a range, the smallest one that holds everything tracked so far (a
+// database minutes old gets 1h, not a 24h axis with the data in a sliver at its right edge);
+// never more than 24h, the view a long-running install opens on.
+var AUTO_RANGES = ["1h", "6h", "24h"];
+function autoRange() {
+  var since = Infinity;
+  viewProviders().forEach(function (pid) {
+    if (isNum(state.trackingSince[pid])) since = Math.min(since, state.trackingSince[pid]);
+  });
+  if (since === Infinity) return "24h";
+  var tracked = Date.now() - since;
+  for (var i = 0; i < AUTO_RANGES.length; i++) {
+    if (tracked <= RANGES_MS[AUTO_RANGES[i]]) return AUTO_RANGES[i];
+  }
+  return "24h";
+}
+// When tracking started, per provider shown: asked of /api/summary once per view (until a
+// provider has data), then known; the span it gives grows with the clock.
+function loadTrackingSince() {
+  var wanted = viewProviders().filter(function (pid) { return !isNum(state.trackingSince[pid]); });
+  if (state.chartRangeChosen || !wanted.length) return Promise.resolve();
+  return api(q("/api/summary", { provider: state.provider })).then(function (data) {
+    var per = byProvider(data);
+    wanted.forEach(function (pid) {
+      var times = ((per[pid] && per[pid].quotas) || []).map(function (s) { return ms(s.tracking_since); }).filter(isNum);
+      state.trackingSince[pid] = times.length ? Math.min.apply(null, times) : null;
+    });
+  }).catch(function () { /* no summary: the range stays as it is */ });
+}
+
 export function loadHistory() {
-  return api(q("/api/history", { provider: state.provider, range: state.chartRange })).then(function (data) {
-    state.history = byProvider(data);
-    renderHistory();
+  return loadTrackingSince().then(function () {
+    if (!state.chartRangeChosen) {
+      state.chartRange = autoRange();
+      pressed("chart-range", state.chartRange);
+    }
+    var range = state.chartRange;
+    return api(q("/api/history", { provider: state.provider, range: range })).then(function (data) {
+      if (range !== state.chartRange) return; // a newer choice is on its way
+      state.history = byProvider(data);
+      renderHistory();
+    });
   });
 }

@@ -15,7 +15,6 @@ export var BROWSER_TZ = (Intl.DateTimeFormat().resolvedOptions().timeZone) || "U
 export var REDUCED_MOTION = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
 export var PAGE_SIZE = 10;
 export var RANGES_MS = { "1h": 36e5, "6h": 6 * 36e5, "24h": 24 * 36e5, "7d": 7 * 864e5, "30d": 30 * 864e5 };
-export var TICK_STEP = { "1h": 10 * 6e4, "6h": 36e5, "24h": 3 * 36e5, "7d": 864e5, "30d": 5 * 864e5 };
 
 // ---------------------------------------------------------------- storage
 export function load(key, fallback) {
@@ -39,7 +38,12 @@ function initialProvider() {
 
 export var state = {
   provider: initialProvider(),
+  // A range the user picked persists and wins; until then the chart picks one that fits
+  // how long data has been tracked (chart.js), from trackingSince (ms per provider).
   chartRange: RANGES_MS[load("chartRange", "")] ? load("chartRange", "") : "24h",
+  chartRangeChosen: !!RANGES_MS[load("chartRange", "")],
+  trackingSince: {},
+  providers: [],
   insightsRange: ["1d", "7d", "30d"].indexOf(load("insightsRange", "")) >= 0 ? load("insightsRange", "") : "7d",
   tz: (CONFIG.settings && CONFIG.settings.timezone) || null,
   hidden: (CONFIG.settings && CONFIG.settings.hidden_insights) || [],
@@ -178,6 +182,21 @@ export function span(seconds) {
   if (d > 0) return d + "d " + h + "h";
   if (h > 0) return h + "h " + mm + "m";
   return mm + "m";
+}
+// A time today needs no date: "2:55 AM"; another day's does: "Dec 3, 2:55 AM".
+export function fmtShort(iso) {
+  var t = typeof iso === "number" ? iso : ms(iso);
+  if (t === null) return "—";
+  var sameDay = dateFmt("day").format(new Date(t)) === dateFmt("day").format(new Date());
+  return fmtWhen(t, sameDay ? "time" : "datetime");
+}
+// A rough length for prose ("4 h before reset"): minutes under 90 min, hours under two days.
+export function roughSpan(seconds) {
+  if (!isNum(seconds) || seconds < 0) return "—";
+  var m = Math.round(seconds / 60);
+  if (m < 90) return Math.max(m, 1) + " min";
+  if (m < 48 * 60) return Math.round(m / 60) + " h";
+  return Math.round(m / 1440) + " d";
 }
 export function zoneLabel() {
   var z = zone();

@@ -5,8 +5,9 @@ import { renderTabs, pressed, setUpdated, loadProviders } from "./status.js";
 import { tickLive, loadCurrent } from "./cards.js";
 import { renderHistory, destroyCharts, loadHistory } from "./chart.js";
 import { loadInsights } from "./insights.js";
-import { loadCycles, loadSessions, drawSessions, loadPolls, drawPolls } from "./tables.js";
+import { loadCycles, loadSessions, drawSessions, loadPolls, drawPolls, markOverflow } from "./tables.js";
 import { setupPassword, setupTimezone } from "./dialogs.js";
+import { setupPollNow } from "./pollnow.js";
 
 var timer = null;
 function baseDelay() {
@@ -93,6 +94,7 @@ function setup() {
   document.querySelectorAll("#chart-range [data-range]").forEach(function (b) {
     b.addEventListener("click", function () {
       state.chartRange = b.dataset.range;
+      state.chartRangeChosen = true;
       save("chartRange", state.chartRange);
       pressed("chart-range", state.chartRange);
       loadHistory().catch(report);
@@ -128,11 +130,13 @@ function setup() {
   });
   setupPassword();
   setupTimezone(refreshAll);
-  pressed("chart-range", state.chartRange);
+  setupPollNow(refreshAll);
+  if (state.chartRangeChosen) pressed("chart-range", state.chartRange); // else chart.js picks one
   pressed("insights-range", state.insightsRange);
   renderTabs();
   drawSessions(true);
   drawPolls(true);
+  window.addEventListener("resize", function () { document.querySelectorAll(".table-wrap").forEach(markOverflow); });
   window.setInterval(tickLive, 1000);
   refreshAll();
 }

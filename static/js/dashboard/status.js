@@ -1,6 +1,6 @@
 /* SynTrack dashboard · status: the header (provider tabs, range buttons, last-updated dot) and the failed-poll / drift banners.
    Every value from the API goes in through textContent or attributes, never innerHTML. */
-import { $, NAMES, PROVIDERS, state, zone, zoneLabel, isBoth, viewProviders, el, icon, fmtWhen, fmtSmart, api } from "./core.js";
+import { $, NAMES, PROVIDERS, state, zone, zoneLabel, isBoth, viewProviders, el, icon, ms, fmtWhen, fmtSmart, fmtShort, api } from "./core.js";
 
 // ---------------------------------------------------------------- header
 export function renderTabs() {
@@ -20,23 +20,54 @@ export function pressed(groupId, value) {
   });
 }
 
-export function setUpdated(ok) {
+// The header's dot and "Updated" time tell how fresh the data on screen is: the last
+// successful poll of the providers shown (the oldest of them, when both are), not when this
+// browser last fetched. Red when a shown provider's last poll failed, amber when its last
+// success is older than two poll intervals (the server's `stale`), green otherwise.
+function freshness() {
+  var byId = {};
+  (state.providers || []).forEach(function (p) { byId[p.id] = p; });
+  var shown = viewProviders().map(function (pid) { return byId[pid]; }).filter(Boolean);
+  var failed = shown.filter(function (p) { return p.last_status && p.last_status !== "ok"; });
+  var successes = shown.map(function (p) { return ms(p.last_success_at); });
+  var oldest = successes.some(function (t) { return t === null; }) ? null : Math.min.apply(null, successes);
+  var level = failed.length ? "failed" : !shown.length || oldest === null ? "none" : shown.some(function (p) { return p.stale; }) ? "stale" : "ok";
+  return { level: level, failed: failed, oldest: shown.length ? oldest : null, shown: shown };
+}
+
+export function setUpdated(reachable) {
   var dot = $("status-dot");
   var label = $("last-updated");
-  if (ok) {
-    state.lastOk = Date.now();
-    dot.className = "status-dot ok";
-    label.textContent = "Updated " + fmtWhen(state.lastOk, "seconds");
-    var captured = viewProviders().map(function (p) {
-      var c = state.current[p];
-      return NAMES[p] + ": " + (c && c.captured_at ? fmtWhen(c.captured_at) : "no data yet");
-    });
-    label.title = "Last poll data — " + captured.join(" · ");
-  } else {
+  if (!reachable) {
     dot.className = "status-dot stale";
-    label.textContent = state.lastOk ? "Stale since " + fmtWhen(state.lastOk, "time") : "Cannot reach the server";
+    dot.dataset.level = "unreachable";
+    label.textContent = state.lastOk ? "Server unreachable since " + fmtWhen(state.lastOk, "time") : "Cannot reach the server";
     label.title = "Retrying with back-off";
+    return;
   }
+  state.lastOk = Date.now();
+  var f = freshness();
+  var when = f.oldest === null ? null : fmtShort(f.oldest);
+  var text;
+  if (f.level === "failed") {
+    var who = isBoth() && f.failed.length === 1 ? NAMES[f.failed[0].id] + " poll failed" : "Poll failed";
+    text = who + (when ? " · updated " + when : "");
+  } else if (f.level === "stale") {
+    text = "Updated " + when + " · stale";
+  } else if (f.level === "ok") {
+    var sameDay = fmtShort(f.oldest) === fmtWhen(f.oldest, "time");
+    text = "Updated " + (sameDay ? fmtWhen(f.oldest, "seconds") : when);
+  } else {
+    text = "No successful poll yet";
+  }
+  dot.className = "status-dot " + f.level;
+  dot.dataset.level = f.level;
+  label.textContent = text;
+  label.title = f.shown.map(function (p) {
+    return NAMES[p.id] + ": last successful poll " + (p.last_success_at ? fmtWhen(p.last_success_at, "datetime") : "never") +
+      (p.last_status && p.last_status !== "ok" ? "; the last one failed (" + (OUTCOME_TEXT[p.last_status] || p.last_status) + ")" : "") +
+      (p.stale && p.last_success_at ? "; older than two poll intervals" : "");
+  }).join(" · ");
 }
 
 // ---------------------------------------------------------------- banners
@@ -72,7 +103,7 @@ export function renderBanners(providerList) {
     if (outcome && outcome !== "ok") {
       var text = [el("strong", { text: p.name + ": the last poll failed (" + (OUTCOME_TEXT[outcome] || outcome) + ")" })];
       text.push(" at " + fmtSmart(at) + ". ");
-      if (last && last.message) text.push(el("span", { className: "sub", text: last.message + " " }));
+      if (last && last.message) text.push(el("span", { className: "sub", text: last.message.replace(/([^.!?])$/, "$1.") + " " }));
       text.push(OUTCOME_HINT[outcome] || "");
       if (cur && cur.captured_at) text.push(" Showing the last good readings, from " + fmtSmart(cur.captured_at) + ".");
       box.appendChild(el("div", { className: "banner banner-error", role: "alert", dataset: { banner: p.id } }, [
@@ -92,6 +123,9 @@ export function renderBanners(providerList) {
 }
 
 export function loadProviders() {
-  return api("/api/providers").then(function (d) { renderBanners(d.providers || []); })
+  return api("/api/providers").then(function (d) {
+    state.providers = d.providers || [];
+    renderBanners(state.providers);
+  })
     .catch(function (e) { renderBanners([]); throw e; });
 }

@@ -36,6 +36,19 @@ export function renderPager(id, total, page, onPage) {
   box.appendChild(buttons);
 }
 
+// A table wider than its card scrolls inside it (phones): the edge shadow (CSS) and a line
+// of text above it say there is more to the side.
+export function markOverflow(wrap) {
+  var over = wrap.scrollWidth > wrap.clientWidth + 1;
+  var hint = wrap.previousElementSibling;
+  if (!hint || !hint.classList.contains("scroll-hint")) {
+    if (!over) return;
+    hint = el("p", { className: "scroll-hint", "aria-hidden": "true", text: "More columns: scroll the table sideways →" });
+    wrap.parentNode.insertBefore(hint, wrap);
+  }
+  hint.classList.toggle("hidden", !over);
+}
+
 export function renderTable(name, headers, rowFn, emptyText) {
   var table = $(name + "-table");
   var rows = state.rows[name];
@@ -55,6 +68,7 @@ export function renderTable(name, headers, rowFn, emptyText) {
     body.appendChild(el("tr", null, [el("td", { className: "empty", colspan: String(cols), text: emptyText })]));
   }
   rows.slice((page - 1) * PAGE_SIZE, page * PAGE_SIZE).forEach(function (r) { body.appendChild(rowFn(r)); });
+  markOverflow(table.parentElement);
   renderPager(name + "-pager", rows.length, page, function (target) {
     state.pages[name] = target;
     renderTable(name, null, rowFn, emptyText);
