@@ -122,6 +122,10 @@ def test_a_young_database_gets_honest_badges_and_a_chart_that_fills_its_width(yo
     axes = page.evaluate(CHART_AXES)
     assert set(axes["zai"]["fills"]) == {"origin"}
     ui.shot("young-both-dark")
+    # Between phone and desktop the header takes a second row rather than pushing the page wider.
+    for width in (800, 1024):
+        page.set_viewport_size({"width": width, "height": 900})
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
     assert ui.errors == []
 
 

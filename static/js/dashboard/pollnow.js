@@ -39,7 +39,7 @@ function watch(asked, requestedAt, onLanded) {
         window.setTimeout(look, WATCH_EVERY);
       }).catch(function (err) {
         report(err);
-        resolve(false);
+        resolve(null);
       });
     }
     window.setTimeout(look, WATCH_EVERY);
@@ -48,7 +48,8 @@ function watch(asked, requestedAt, onLanded) {
       $("poll-message").classList.add("hidden");
       return onLanded();
     }
-    say("The poller has not answered within " + WATCH_FOR / 1000 + " s; the page will show its poll at the next refresh.", "info");
+    if (ok === null) say("Lost touch with the server while waiting for the poll; the page will show it at its next refresh.", "error");
+    else say("The poller has not answered within " + WATCH_FOR / 1000 + " s; the page will show its poll at the next refresh.", "info");
   });
 }
 
