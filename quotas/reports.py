@@ -68,6 +68,13 @@ def _seconds(started_at: datetime, ended_at: datetime | None, now: datetime) -> 
     return max(((ended_at or now) - started_at).total_seconds(), 0.0)
 
 
+def quota_keys(providers: list[str]) -> set[str]:
+    """Every quota key the providers have reported: in readings, or in cycles (kept longer). One query."""
+    readings = QuotaReading.objects.filter(provider__in=providers).values_list("key", flat=True).distinct()
+    held = ResetCycle.objects.filter(provider__in=providers).values_list("quota", flat=True).distinct()
+    return set(readings.union(held))
+
+
 def cycles(provider: str, quota: str | None = None, limit: int = 50, now: datetime | None = None) -> dict[str, Any]:
     """Reset cycles of ``provider`` (of one quota, or of all), newest first.
 
@@ -249,4 +256,4 @@ def providers() -> dict[str, Any]:
     return {"providers": answer}
 
 
-__all__ = ["MAX_LIMIT", "cycles", "polls", "providers", "sessions", "summary"]
+__all__ = ["MAX_LIMIT", "cycles", "polls", "providers", "quota_keys", "sessions", "summary"]
