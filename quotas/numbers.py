@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from django.utils import timezone
 
 from lib.timefmt import isostring
+from quotas import rounding
 from quotas.models import Kind, Outcome, PollAttempt, QuotaReading, ResetCycle, Snapshot
 
 # Lower bounds of each status, highest first (inclusive).
@@ -32,8 +33,6 @@ OUTLOOK_RUNS_OUT = "runs_out_before_reset"
 OUTLOOK_EXHAUSTED = "exhausted"
 # Shares of the limit (percent) for which details["available_again"] says when they are back.
 AVAILABLE_SHARES = (25, 50, 100)
-# Derived numbers are rounded to this many decimals (floats never leak 0.30000000000000004).
-DECIMALS = 4
 # Guards float fuzz in ceil(): 125 / 25 must stay 5 ticks, never 6.
 EPSILON = 1e-9
 # Least evidence a rate needs before it may project anything (projected_*,
@@ -132,14 +131,14 @@ def quota_numbers(
         "label": reading.label,
         "kind": reading.kind,
         "unit": reading.unit,
-        "used": reading.used,
-        "limit": reading.limit,
-        "remaining": reading.remaining,
-        "percent": reading.percent,
+        "used": rounding.reported(reading.used, reading.unit),
+        "limit": rounding.reported(reading.limit, reading.unit),
+        "remaining": rounding.reported(reading.remaining, reading.unit),
+        "percent": rounding.percent(reading.percent),
         "status": status_for(reading.percent),
         "resets_at": isostring(reading.resets_at),
         "seconds_until_reset": _seconds_until(reading.resets_at, now),
-        "rate_per_hour": _round(rate),
+        "rate_per_hour": rounding.derived(rate),
         "projected_used": None,
         "projected_percent": None,
         "exhausts_at": None,
@@ -178,9 +177,9 @@ def quota_numbers(
 
     if projected_level is not None:
         if reading.used is not None:
-            quota["projected_used"] = _round(projected_level)
+            quota["projected_used"] = rounding.derived(projected_level)
         if scale:
-            quota["projected_percent"] = _round(projected_level / scale * 100)
+            quota["projected_percent"] = rounding.percent(projected_level / scale * 100)
         quota["projected_at"] = isostring(projected_at)
     if exhausted:
         quota["outlook"] = OUTLOOK_EXHAUSTED
@@ -327,7 +326,7 @@ def _add_tick_details(details: dict[str, Any], reading: QuotaReading, ticks: Tic
     details["tick_interval_seconds"] = round(interval_seconds)
     details["seconds_until_next_tick"] = _seconds_until(upcoming, now)
     details["regen_per_hour"] = (
-        _round(ticks.per_tick / (interval_seconds / 3600)) if ticks.per_tick is not None else None
+        rounding.derived(ticks.per_tick / (interval_seconds / 3600)) if ticks.per_tick is not None else None
     )
 
     # What is free now, as a share of the limit.
@@ -380,9 +379,3 @@ def _seconds_until(moment: datetime | None, now: datetime) -> int | None:
     if moment is None:
         return None
     return max(int((moment - now).total_seconds()), 0)
-
-
-def _round(value: float | None) -> float | None:
-    if value is None or not math.isfinite(value):
-        return None
-    return round(value, DECIMALS)

@@ -260,8 +260,8 @@ def test_rolling_windows_say_when_shares_are_available_again() -> None:
         "50": "2026-08-25T05:36:53Z",
         "100": "2026-08-28T17:36:53Z",
     }
-    assert weekly["details"]["regen_per_hour"] == round(0.48 / 3.36, 4)
-    assert (weekly["used"], round(weekly["percent"], 3), weekly["unit"]) == (12.8, 53.333, "usd")
+    assert weekly["details"]["regen_per_hour"] == round(0.48 / 3.36, 2)
+    assert (weekly["used"], weekly["percent"], weekly["unit"]) == (12.8, 53.33, "usd")
     # Rolling windows regenerate; they have no projection to a reset.
     assert (rolling["projected_used"], rolling["projected_percent"]) == (None, None)
 
@@ -322,7 +322,7 @@ def test_synthetic_reset_windows_get_a_burn_rate_too() -> None:
 
     assert subscription["rate_per_hour"] == 60.0
     # renewsAt 17:04:31.154: 29 + 60/h × 3.0753 h
-    assert subscription["projected_used"] == round(29 + 60 * (3 * 3600 + 4 * 60 + 31.154) / 3600, 4)
+    assert subscription["projected_used"] == round(29 + 60 * (3 * 3600 + 4 * 60 + 31.154) / 3600, 2)
     assert subscription["seconds_until_reset"] == 3 * 3600 + 4 * 60 + 31
 
 

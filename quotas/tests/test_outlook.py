@@ -172,7 +172,7 @@ def test_refills_never_fill_beyond_the_limit() -> None:
     numbers = quota_numbers(rolling_5h(490.0), steps((-30, 5.0), (-15, 7.5), (0, 10.0), unit="requests"), None, T0)
 
     # 500 free after the 16:50 tick, 10 minutes of use after it
-    assert numbers["projected_used"] == round(10 * 10 / 60, 4)
+    assert numbers["projected_used"] == round(10 * 10 / 60, 2)
 
 
 def test_rolling_refills_that_fall_behind_run_out_between_two_ticks() -> None:
