@@ -124,8 +124,9 @@ def quota_numbers(
     Only a rate with enough evidence (MIN_READINGS, MIN_SPAN) projects.
     """
     level, scale = reading.level, reading.scale
-    rate, basis = burn_rate(reading, recent, cycle)
     details = dict(reading.details or {})
+    ticks = _ticks(details, reading) if reading.kind == Kind.ROLLING else None
+    rate, basis = burn_rate(reading, recent, cycle, ticks)
     quota: dict[str, Any] = {
         "key": reading.key,
         "label": reading.label,
@@ -165,13 +166,11 @@ def quota_numbers(
     projecting = rate is not None and basis in SUFFICIENT_BASES and level is not None
 
     projection: Projection = (None, None, None)
-    if reading.kind == Kind.ROLLING:
-        ticks = _ticks(details, reading)
-        if ticks is not None:
-            _add_tick_details(details, reading, ticks, now)
-            if projecting and left is not None and scale:
-                projection = _project_rolling(reading, ticks, rate, left, scale)
-    elif projecting:
+    if ticks is not None:
+        _add_tick_details(details, reading, ticks, now)
+        if projecting and left is not None and scale:
+            projection = _project_rolling(reading, ticks, rate, left, scale)
+    elif reading.kind == Kind.RESET and projecting:
         projection = _project_reset(reading, rate, left, now)
     exhausts_at, projected_level, projected_at = projection
 
@@ -267,13 +266,16 @@ def _project_rolling(reading: QuotaReading, ticks: Ticks, rate: float, left: flo
 
 
 def burn_rate(
-    reading: QuotaReading, recent: list[Level], cycle: ResetCycle | None = None
+    reading: QuotaReading, recent: list[Level], cycle: ResetCycle | None = None, ticks: Ticks | None = None
 ) -> tuple[float | None, str | None]:
     """Usage per hour, and what it rests on: ``recent``, ``cycle``, ``insufficient`` or None.
 
     ``recent``: Σ positive deltas of consecutive readings / hours between the
     first and the last, over the readings of the last RATE_WINDOW that belong
-    to the reading's cycle (reset windows) and share its unit.
+    to the reading's cycle (reset windows) and share its unit. A regenerating
+    window's level also drops at each tick: with ``ticks``, a step adds back
+    what the ticks between its two readings restored (_used_between), or the
+    rate would be net of refills that the projection then counts again.
     ``cycle`` (reset windows, e.g. an hourly poll): the open cycle's consumed /
     hours from its start to its last reading. Consumption counts only what
     SynTrack saw since the cycle began, so a cycle that began when tracking
@@ -294,7 +296,8 @@ def burn_rate(
     if len(points) >= 2:
         span = points[-1][0] - points[0][0]
         if span > timedelta(0):
-            rate = sum(max(b - a, 0.0) for (_, a), (_, b) in pairwise(points)) / (span.total_seconds() / 3600)
+            used = sum(_used_between(a_at, a, b_at, b, ticks) for (a_at, a), (b_at, b) in pairwise(points))
+            rate = used / (span.total_seconds() / 3600)
             if len(points) >= MIN_READINGS and span >= MIN_SPAN:
                 return rate, "recent"
             thin = rate
@@ -306,6 +309,20 @@ def burn_rate(
                 return rate, "cycle"
             thin = rate if thin is None else thin
     return (thin, "insufficient") if thin is not None else (None, None)
+
+
+def _used_between(a_at: datetime, a: float, b_at: datetime, b: float, ticks: Ticks | None) -> float:
+    """What was used between two readings: the rise, plus what the ticks between them gave back.
+
+    Ticks keep a fixed schedule (``first`` + k × interval, also backwards). A
+    tick gives back at most what was in use, so the level at the first
+    reading bounds it.
+    """
+    restored = 0.0
+    if ticks is not None and ticks.per_tick:
+        count = (b_at - ticks.first) // ticks.interval - (a_at - ticks.first) // ticks.interval
+        restored = min(max(count, 0) * ticks.per_tick, a)
+    return max(b - a + restored, 0.0)
 
 
 def _add_tick_details(details: dict[str, Any], reading: QuotaReading, ticks: Ticks, now: datetime) -> None:
