@@ -91,6 +91,16 @@ def per_provider(form: forms.ProviderForm, body: Callable[[Any], dict]) -> JsonR
     return answer(body(chosen[0]))
 
 
+def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """Any unknown path under /api/ (handler404 sends it here)."""
+    return error("not found", 404)
+
+
+def server_error(request: HttpRequest) -> JsonResponse:
+    """An unexpected error under /api/ (handler500 sends it here); the details go to the log only."""
+    return error("internal error", 500)
+
+
 @methods("GET")
 def status(request: HttpRequest) -> JsonResponse:
     """Unauthenticated health check for monitoring: the database answers."""
@@ -126,9 +136,17 @@ def history(request: HttpRequest) -> JsonResponse:
 @api_auth
 def cycles(request: HttpRequest) -> JsonResponse:
     form = forms.CyclesForm(request.GET)
-    return per_provider(
-        form, lambda provider: reports.cycles(provider, form.cleaned_data["quota"], form.cleaned_data["limit"])
-    )
+    chosen = _validated(form)
+    if isinstance(chosen, JsonResponse):
+        return chosen
+    quota = form.cleaned_data["quota"]
+    if quota is not None:
+        # A typo must not look like "no cycles yet": name the keys that exist.
+        known = reports.quota_keys(chosen)
+        if quota not in known:
+            reported = ", ".join(sorted(known)) or "none yet"
+            return error(f"quota: unknown key {quota!r}; the provider has reported: {reported}", 400)
+    return per_provider(form, lambda provider: reports.cycles(provider, quota, form.cleaned_data["limit"]))
 
 
 @methods("GET")

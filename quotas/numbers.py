@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from django.utils import timezone
 
 from lib.timefmt import isostring
+from quotas import rounding
 from quotas.models import Kind, Outcome, PollAttempt, QuotaReading, ResetCycle, Snapshot
 
 # Lower bounds of each status, highest first (inclusive).
@@ -32,8 +33,6 @@ OUTLOOK_RUNS_OUT = "runs_out_before_reset"
 OUTLOOK_EXHAUSTED = "exhausted"
 # Shares of the limit (percent) for which details["available_again"] says when they are back.
 AVAILABLE_SHARES = (25, 50, 100)
-# Derived numbers are rounded to this many decimals (floats never leak 0.30000000000000004).
-DECIMALS = 4
 # Guards float fuzz in ceil(): 125 / 25 must stay 5 ticks, never 6.
 EPSILON = 1e-9
 # Least evidence a rate needs before it may project anything (projected_*,
@@ -125,21 +124,22 @@ def quota_numbers(
     Only a rate with enough evidence (MIN_READINGS, MIN_SPAN) projects.
     """
     level, scale = reading.level, reading.scale
-    rate, basis = burn_rate(reading, recent, cycle)
     details = dict(reading.details or {})
+    ticks = _ticks(details, reading) if reading.kind == Kind.ROLLING else None
+    rate, basis = burn_rate(reading, recent, cycle, ticks)
     quota: dict[str, Any] = {
         "key": reading.key,
         "label": reading.label,
         "kind": reading.kind,
         "unit": reading.unit,
-        "used": reading.used,
-        "limit": reading.limit,
-        "remaining": reading.remaining,
-        "percent": reading.percent,
+        "used": rounding.reported(reading.used, reading.unit),
+        "limit": rounding.reported(reading.limit, reading.unit),
+        "remaining": rounding.reported(reading.remaining, reading.unit),
+        "percent": rounding.percent(reading.percent),
         "status": status_for(reading.percent),
         "resets_at": isostring(reading.resets_at),
         "seconds_until_reset": _seconds_until(reading.resets_at, now),
-        "rate_per_hour": _round(rate),
+        "rate_per_hour": rounding.derived(rate),
         "projected_used": None,
         "projected_percent": None,
         "exhausts_at": None,
@@ -166,21 +166,19 @@ def quota_numbers(
     projecting = rate is not None and basis in SUFFICIENT_BASES and level is not None
 
     projection: Projection = (None, None, None)
-    if reading.kind == Kind.ROLLING:
-        ticks = _ticks(details, reading)
-        if ticks is not None:
-            _add_tick_details(details, reading, ticks, now)
-            if projecting and left is not None and scale:
-                projection = _project_rolling(reading, ticks, rate, left, scale)
-    elif projecting:
+    if ticks is not None:
+        _add_tick_details(details, reading, ticks, now)
+        if projecting and left is not None and scale:
+            projection = _project_rolling(reading, ticks, rate, left, scale)
+    elif reading.kind == Kind.RESET and projecting:
         projection = _project_reset(reading, rate, left, now)
     exhausts_at, projected_level, projected_at = projection
 
     if projected_level is not None:
         if reading.used is not None:
-            quota["projected_used"] = _round(projected_level)
+            quota["projected_used"] = rounding.derived(projected_level)
         if scale:
-            quota["projected_percent"] = _round(projected_level / scale * 100)
+            quota["projected_percent"] = rounding.percent(projected_level / scale * 100)
         quota["projected_at"] = isostring(projected_at)
     if exhausted:
         quota["outlook"] = OUTLOOK_EXHAUSTED
@@ -268,13 +266,16 @@ def _project_rolling(reading: QuotaReading, ticks: Ticks, rate: float, left: flo
 
 
 def burn_rate(
-    reading: QuotaReading, recent: list[Level], cycle: ResetCycle | None = None
+    reading: QuotaReading, recent: list[Level], cycle: ResetCycle | None = None, ticks: Ticks | None = None
 ) -> tuple[float | None, str | None]:
     """Usage per hour, and what it rests on: ``recent``, ``cycle``, ``insufficient`` or None.
 
     ``recent``: Σ positive deltas of consecutive readings / hours between the
     first and the last, over the readings of the last RATE_WINDOW that belong
-    to the reading's cycle (reset windows) and share its unit.
+    to the reading's cycle (reset windows) and share its unit. A regenerating
+    window's level also drops at each tick: with ``ticks``, a step adds back
+    what the ticks between its two readings restored (_used_between), or the
+    rate would be net of refills that the projection then counts again.
     ``cycle`` (reset windows, e.g. an hourly poll): the open cycle's consumed /
     hours from its start to its last reading. Consumption counts only what
     SynTrack saw since the cycle began, so a cycle that began when tracking
@@ -295,7 +296,8 @@ def burn_rate(
     if len(points) >= 2:
         span = points[-1][0] - points[0][0]
         if span > timedelta(0):
-            rate = sum(max(b - a, 0.0) for (_, a), (_, b) in pairwise(points)) / (span.total_seconds() / 3600)
+            used = sum(_used_between(a_at, a, b_at, b, ticks) for (a_at, a), (b_at, b) in pairwise(points))
+            rate = used / (span.total_seconds() / 3600)
             if len(points) >= MIN_READINGS and span >= MIN_SPAN:
                 return rate, "recent"
             thin = rate
@@ -307,6 +309,20 @@ def burn_rate(
                 return rate, "cycle"
             thin = rate if thin is None else thin
     return (thin, "insufficient") if thin is not None else (None, None)
+
+
+def _used_between(a_at: datetime, a: float, b_at: datetime, b: float, ticks: Ticks | None) -> float:
+    """What was used between two readings: the rise, plus what the ticks between them gave back.
+
+    Ticks keep a fixed schedule (``first`` + k × interval, also backwards). A
+    tick gives back at most what was in use, so the level at the first
+    reading bounds it.
+    """
+    restored = 0.0
+    if ticks is not None and ticks.per_tick:
+        count = (b_at - ticks.first) // ticks.interval - (a_at - ticks.first) // ticks.interval
+        restored = min(max(count, 0) * ticks.per_tick, a)
+    return max(b - a + restored, 0.0)
 
 
 def _add_tick_details(details: dict[str, Any], reading: QuotaReading, ticks: Ticks, now: datetime) -> None:
@@ -327,7 +343,7 @@ def _add_tick_details(details: dict[str, Any], reading: QuotaReading, ticks: Tic
     details["tick_interval_seconds"] = round(interval_seconds)
     details["seconds_until_next_tick"] = _seconds_until(upcoming, now)
     details["regen_per_hour"] = (
-        _round(ticks.per_tick / (interval_seconds / 3600)) if ticks.per_tick is not None else None
+        rounding.derived(ticks.per_tick / (interval_seconds / 3600)) if ticks.per_tick is not None else None
     )
 
     # What is free now, as a share of the limit.
@@ -380,9 +396,3 @@ def _seconds_until(moment: datetime | None, now: datetime) -> int | None:
     if moment is None:
         return None
     return max(int((moment - now).total_seconds()), 0)
-
-
-def _round(value: float | None) -> float | None:
-    if value is None or not math.isfinite(value):
-        return None
-    return round(value, DECIMALS)

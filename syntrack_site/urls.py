@@ -11,6 +11,10 @@ admin.site.site_header = "SynTrack"
 admin.site.site_title = "SynTrack admin"
 admin.site.index_title = "Quota data"
 
+# JSON under /api/, HTML elsewhere (syntrack_site.errors).
+handler404 = "syntrack_site.errors.not_found"
+handler500 = "syntrack_site.errors.server_error"
+
 urlpatterns = [
     path("", quotas_views.dashboard, name="dashboard"),
     path("login/", accounts_views.login, name="login"),

@@ -417,8 +417,13 @@ def test_cycles_honour_the_limit(api: Client, data: None) -> None:
     assert len(get(api, "/api/cycles", provider="zai", quota="tokens_5h", limit=500)["cycles"]) == 2
 
 
-def test_cycles_of_a_quota_without_cycles_are_empty(api: Client, data: None) -> None:
-    assert get(api, "/api/cycles", provider="zai", quota="no_such_quota")["cycles"] == []
+def test_cycles_of_a_reported_quota_without_cycles_are_empty(api: Client, data: None) -> None:
+    # Synthetic's rolling windows have no reset cycles
+    assert get(api, "/api/cycles", provider="synthetic", quota="rolling_5h")["cycles"] == []
+
+
+def test_cycles_of_a_quota_never_reported_are_a_400(api: Client, data: None) -> None:
+    assert api.get("/api/cycles", {"provider": "zai", "quota": "no_such_quota"}).status_code == 400
 
 
 # --- /api/summary --------------------------------------------------------------------
@@ -585,8 +590,8 @@ QUERY_COUNTS = [
     # bucketed extremes, the bucket points, overlapping sessions, stretches between snapshots
     ("/api/history", {"provider": "zai", "range": "24h"}, 2 + 4),
     ("/api/history", {"provider": "zai", "range": "30d"}, 2 + 4),
-    # the cycles
-    ("/api/cycles", {"provider": "zai", "quota": "tokens_5h"}, 2 + 1),
+    # the quota keys reported (readings ∪ cycles), the cycles
+    ("/api/cycles", {"provider": "zai", "quota": "tokens_5h"}, 2 + 2),
     ("/api/cycles", {"provider": "both", "limit": "500"}, 2 + 2),
     # the quotas, their cycle statistics, the newest readings
     ("/api/summary", {"provider": "zai"}, 2 + 3),

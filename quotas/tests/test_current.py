@@ -260,8 +260,8 @@ def test_rolling_windows_say_when_shares_are_available_again() -> None:
         "50": "2026-08-25T05:36:53Z",
         "100": "2026-08-28T17:36:53Z",
     }
-    assert weekly["details"]["regen_per_hour"] == round(0.48 / 3.36, 4)
-    assert (weekly["used"], round(weekly["percent"], 3), weekly["unit"]) == (12.8, 53.333, "usd")
+    assert weekly["details"]["regen_per_hour"] == round(0.48 / 3.36, 2)
+    assert (weekly["used"], weekly["percent"], weekly["unit"]) == (12.8, 53.33, "usd")
     # Rolling windows regenerate; they have no projection to a reset.
     assert (rolling["projected_used"], rolling["projected_percent"]) == (None, None)
 
@@ -283,31 +283,31 @@ def test_a_limited_rolling_window_counts_the_ticks_until_it_is_usable_again() ->
     }
 
 
-def test_rolling_windows_have_a_rate_from_their_positive_steps_and_run_out_only_faster_than_they_refill() -> None:
+def test_rolling_rates_add_back_the_refills_and_run_out_only_faster_than_they_refill() -> None:
     payload = fixture_json("synthetic/v3_rolling_windows.json")
     at = datetime(2026, 8, 25, 1, 10, tzinfo=UTC)
-    # used 100, 120, 110 (a tick gave 25 back while 15 were used), 150
-    for minutes, remaining in ((-45, 400), (-30, 380), (-15, 390), (0, 350)):
+    # Ticks every 15 minutes on the 01:19 schedule (00:34, 00:49, 01:04): each step below holds one.
+    # used 100, 95, 90, 85: 20 used and 25 given back every time
+    for minutes, remaining in ((-45, 400), (-30, 405), (-15, 410), (0, 415)):
         payload["rollingFiveHourLimit"]["remaining"] = remaining
         poll("synthetic", copy.deepcopy(payload), at + minutes * MINUTE)
 
     rolling = quota(current("synthetic", now=at), "rolling_5h")
     assert (rolling["rate_per_hour"], rolling["rate_basis"]) == (80.0, "recent")
     # 80/h of use against 100/h of regeneration: it never runs out
-    assert rolling["exhausts_at"] is None
+    assert (rolling["exhausts_at"], rolling["outlook"]) == (None, "ok")
 
     payload["rollingFiveHourLimit"]["remaining"] = 200
     poll("synthetic", copy.deepcopy(payload), at + 15 * MINUTE)
     rolling = quota(current("synthetic", now=at + 15 * MINUTE), "rolling_5h")
-    # steps 20 + 40 + 150 over one hour: 210/h against 100/h of regeneration; 200 left at 01:25.
-    assert rolling["rate_per_hour"] == 210.0
-    # Tick by tick: 31.5 used until the 01:34 tick (+25), then 52.5 used and 25 back every
-    # 15 minutes: 28.5 left after the 03:04 tick, gone 28.5/210 h later. Refills come in
-    # steps, so it runs out before the smooth 200 / 110 h (03:14:05) would say.
-    free = 200 - 210 * 9 / 60 + 25 - 6 * (52.5 - 25)
-    assert free == 28.5
-    assert rolling["exhausts_at"] == isostring(datetime(2026, 8, 25, 3, 4, tzinfo=UTC) + timedelta(hours=free / 210))
-    assert rolling["exhausts_at"] == "2026-08-25T03:12:08Z"
+    # 85 → 300 used across the 01:19 tick: 240 used; 20 + 20 + 20 + 240 in the hour
+    assert rolling["rate_per_hour"] == 300.0
+    # Tick by tick from 01:25 with 200 free: 45 used until the 01:34 tick (+25), then 75 used
+    # and 25 back every 15 minutes: 30 left after the 02:19 tick, gone 30/300 h later.
+    free = 200 - 45 + 25 - 3 * (75 - 25)
+    assert free == 30
+    assert rolling["exhausts_at"] == isostring(datetime(2026, 8, 25, 2, 19, tzinfo=UTC) + timedelta(hours=free / 300))
+    assert rolling["exhausts_at"] == "2026-08-25T02:25:00Z"
     assert rolling["outlook"] == "runs_out_before_reset"
 
 
@@ -322,7 +322,7 @@ def test_synthetic_reset_windows_get_a_burn_rate_too() -> None:
 
     assert subscription["rate_per_hour"] == 60.0
     # renewsAt 17:04:31.154: 29 + 60/h × 3.0753 h
-    assert subscription["projected_used"] == round(29 + 60 * (3 * 3600 + 4 * 60 + 31.154) / 3600, 4)
+    assert subscription["projected_used"] == round(29 + 60 * (3 * 3600 + 4 * 60 + 31.154) / 3600, 2)
     assert subscription["seconds_until_reset"] == 3 * 3600 + 4 * 60 + 31
 
 

@@ -152,7 +152,7 @@ def test_a_rolling_window_known_only_by_share_counts_ticks_in_points() -> None:
 
     # 10 % free: 25 % after 8 ticks, 50 % after 20, 100 % after 45, every 201.6 minutes
     assert details["tick_interval_seconds"] == 12096
-    assert details["regen_per_hour"] == round(2 / 3.36, 4)
+    assert details["regen_per_hour"] == round(2 / 3.36, 2)
     assert details["available_again"] == {
         "25": "2026-03-03T12:31:12Z",
         "50": "2026-03-05T04:50:24Z",

@@ -157,8 +157,9 @@ def test_an_hourly_poller_projects_from_its_cycle_once_it_has_three_readings() -
 
 
 def test_rolling_refills_that_keep_up_never_run_out() -> None:
-    # 80/h against 100/h of refills, 300 free
-    numbers = quota_numbers(rolling_5h(300.0), steps((-30, 160.0), (-15, 180.0), (0, 200.0), unit="requests"), None, T0)
+    # 20 used and 25 back by the 11:35 and 11:50 ticks: 80/h against 100/h of refills, 300 free
+    recent = steps((-30, 210.0), (-15, 205.0), (0, 200.0), unit="requests")
+    numbers = quota_numbers(rolling_5h(300.0), recent, None, T0)
 
     assert numbers["rate_per_hour"] == 80.0
     assert (numbers["outlook"], numbers["exhausts_at"]) == ("ok", None)
@@ -168,16 +169,23 @@ def test_rolling_refills_that_keep_up_never_run_out() -> None:
 
 
 def test_refills_never_fill_beyond_the_limit() -> None:
-    # 10/h with 490 free: the window is full after the first tick and stays there
-    numbers = quota_numbers(rolling_5h(490.0), steps((-30, 5.0), (-15, 7.5), (0, 10.0), unit="requests"), None, T0)
+    # 2.5 used per 15 minutes, each tick giving back all of it: 10/h with 497.5 free;
+    # the window is full after the first tick and stays there
+    recent = steps((-30, 2.5), (-15, 2.5), (0, 2.5), unit="requests")
+    numbers = quota_numbers(rolling_5h(497.5), recent, None, T0)
+
+    assert numbers["rate_per_hour"] == 10.0
 
     # 500 free after the 16:50 tick, 10 minutes of use after it
-    assert numbers["projected_used"] == round(10 * 10 / 60, 4)
+    assert numbers["projected_used"] == round(10 * 10 / 60, 2)
 
 
 def test_rolling_refills_that_fall_behind_run_out_between_two_ticks() -> None:
     # 160/h against 100/h: 40 used and 25 back every 15 minutes; 100 free at 12:00
-    numbers = quota_numbers(rolling_5h(100.0), steps((-30, 320.0), (-15, 360.0), (0, 400.0), unit="requests"), None, T0)
+    recent = steps((-30, 370.0), (-15, 385.0), (0, 400.0), unit="requests")
+    numbers = quota_numbers(rolling_5h(100.0), recent, None, T0)
+
+    assert numbers["rate_per_hour"] == 160.0
 
     # 12:05: 86.67 + 25 = 111.67; then 40 used and 25 back per tick: 96.67 (12:20) … 36.67 (13:20),
     # less than the 40 the next 15 minutes use: gone 36.67 / 160 h = 13.75 minutes later
@@ -187,11 +195,28 @@ def test_rolling_refills_that_fall_behind_run_out_between_two_ticks() -> None:
 
 
 def test_a_pace_below_the_refill_rate_still_runs_out_when_too_little_is_free_for_the_next_tick() -> None:
-    # 90/h is less than the 100/h of refills, but 5 free last 3 min 20 s and the tick comes at 12:05
-    numbers = quota_numbers(rolling_5h(5.0), steps((-20, 465.0), (-10, 480.0), (0, 495.0), unit="requests"), None, T0)
+    # 15 used every 10 minutes (the 11:50 tick gave 25 back): 90/h, less than the 100/h of refills,
+    # but 5 free last 3 min 20 s and the next tick comes at 12:05
+    recent = steps((-20, 490.0), (-10, 480.0), (0, 495.0), unit="requests")
+    numbers = quota_numbers(rolling_5h(5.0), recent, None, T0)
+
+    assert numbers["rate_per_hour"] == 90.0
 
     assert numbers["outlook"] == "runs_out_before_reset"
     assert numbers["exhausts_at"] == "2026-03-02T12:03:20Z"
+
+
+def test_the_rate_of_a_rolling_window_adds_back_what_the_ticks_restored() -> None:
+    # The level rises 10 between 11:40 and 12:00 while the 11:50 tick gave 25 back: 35 used.
+    recent = steps((-20, 400.0), (-10, 390.0), (0, 410.0), unit="requests")
+
+    numbers = quota_numbers(rolling_5h(90.0), recent, None, T0)
+
+    assert numbers["rate_per_hour"] == 105.0
+    # A tick gives back no more than was in use: from 10 used, the 11:50 tick restores 10, not 25,
+    # so 5 then 3 were used in 25 minutes.
+    almost_full = steps((-25, 5.0), (-15, 10.0), (0, 3.0), unit="requests")
+    assert quota_numbers(rolling_5h(497.0), almost_full, None, T0)["rate_per_hour"] == 8 / (25 / 60)
 
 
 def test_a_rolling_projection_needs_the_same_evidence() -> None:
