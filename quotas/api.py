@@ -17,6 +17,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 
 from accounts.auth import api_auth, error
 from lib.timefmt import isostring
@@ -196,20 +197,32 @@ def settings(request: HttpRequest) -> JsonResponse:
     return answer(preferences.read())
 
 
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 def _poll_parameters(request: HttpRequest) -> dict:
-    """``provider`` from the query string or a JSON body ``{"provider": …}``; ValueError when bad."""
+    """``provider`` from the query string, or from the body: a form, or JSON ``{"provider": …}``.
+
+    Raises ValueError with a message for the client when the body is bad.
+    """
     data = request.GET.dict()
-    if request.body:
-        body = json_body(request)
+    if request.content_type in FORM_TYPES:
+        try:
+            form = request.POST
+        except (RequestDataTooBig, MultiPartParserError):
+            raise ValueError("the form in the body cannot be read") from None
+        body = {"provider": form["provider"]} if "provider" in form else {}
+    else:
+        body = json_body(request) if request.body else {}
         if not isinstance(body, dict):
             raise ValueError('the body must be a JSON object such as {"provider": "zai"}')
         unknown = sorted(set(body) - {"provider"})
         if unknown:
             raise ValueError(f"unknown key {unknown[0]!r}: the body takes only provider")
-        if "provider" in body and "provider" in data and body["provider"] != data["provider"]:
+    if body.get("provider") not in (None, ""):
+        if data.get("provider") not in (None, "", body["provider"]):
             raise ValueError("provider given twice, with different values")
-        if body.get("provider") is not None:
-            data["provider"] = body["provider"]
+        data["provider"] = body["provider"]
     return data
 
 
