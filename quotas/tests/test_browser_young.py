@@ -62,6 +62,15 @@ def current_quota(ui, key: str) -> dict:
     return next(q for q in response.json()["quotas"] if q["key"] == key)
 
 
+def mark_stale(route) -> None:
+    """/api/providers as the server answers it, with Synthetic's last success called stale."""
+    body = route.fetch().json()
+    for provider in body["providers"]:
+        if provider["id"] == "synthetic":
+            provider["stale"] = True
+    route.fulfill(json=body)
+
+
 def test_a_young_database_gets_honest_badges_and_a_chart_that_fills_its_width(young, make_page) -> None:
     ui = make_page(color_scheme="light")
     page = ui.page
@@ -148,6 +157,15 @@ def test_the_header_shows_a_failed_poll_and_the_page_fits_a_phone(young, make_pa
     page.click('#provider-tabs [data-provider="both"]')
     expect(updated).to_have_text(re.compile(r"^Z\.ai poll failed · updated "))
     page.click('#provider-tabs [data-provider="synthetic"]')
+    expect(dot).to_have_attribute("data-level", "ok")
+    # The server calls Synthetic stale (no success within two intervals): amber, and said so.
+    page.route("**/api/providers", mark_stale)
+    page.click("#refresh-btn")
+    expect(dot).to_have_attribute("data-level", "stale")
+    expect(updated).to_have_text(re.compile(r"^Updated \d{1,2}:\d{2}\s[AP]M · stale$"))
+    expect(updated).to_have_attribute("title", re.compile(r"older than two poll intervals"))
+    page.unroute("**/api/providers")
+    page.click("#refresh-btn")
     expect(dot).to_have_attribute("data-level", "ok")
 
     # The "Updated" time is on screen, the page never scrolls sideways, tiles go two a row.
