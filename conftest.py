@@ -31,6 +31,9 @@ CURRENT_QUOTA_FIELDS = frozenset(
         "rate_per_hour",
         "projected_used",
         "projected_percent",
+        "exhausts_at",
+        "seconds_until_exhausted",
+        "outlook",
         "details",
     }
 )

@@ -17,10 +17,11 @@ from django.core.exceptions import RequestDataTooBig
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 
 from accounts.auth import api_auth, error
 from lib.timefmt import isostring
-from quotas import forms, numbers, preferences, reports
+from quotas import forms, numbers, pollnow, preferences, reports
 from quotas.history import history as build_history
 from quotas.insights import insights as build_insights
 
@@ -91,6 +92,16 @@ def per_provider(form: forms.ProviderForm, body: Callable[[Any], dict]) -> JsonR
     return answer(body(chosen[0]))
 
 
+def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """Any unknown path under /api/ (handler404 sends it here)."""
+    return error("not found", 404)
+
+
+def server_error(request: HttpRequest) -> JsonResponse:
+    """An unexpected error under /api/ (handler500 sends it here); the details go to the log only."""
+    return error("internal error", 500)
+
+
 @methods("GET")
 def status(request: HttpRequest) -> JsonResponse:
     """Unauthenticated health check for monitoring: the database answers."""
@@ -126,9 +137,17 @@ def history(request: HttpRequest) -> JsonResponse:
 @api_auth
 def cycles(request: HttpRequest) -> JsonResponse:
     form = forms.CyclesForm(request.GET)
-    return per_provider(
-        form, lambda provider: reports.cycles(provider, form.cleaned_data["quota"], form.cleaned_data["limit"])
-    )
+    chosen = _validated(form)
+    if isinstance(chosen, JsonResponse):
+        return chosen
+    quota = form.cleaned_data["quota"]
+    if quota is not None:
+        # A typo must not look like "no cycles yet": name the keys that exist.
+        known = reports.quota_keys(chosen)
+        if quota not in known:
+            reported = ", ".join(sorted(known)) or "none yet"
+            return error(f"quota: unknown key {quota!r}; the provider has reported: {reported}", 400)
+    return per_provider(form, lambda provider: reports.cycles(provider, quota, form.cleaned_data["limit"]))
 
 
 @methods("GET")
@@ -176,3 +195,51 @@ def settings(request: HttpRequest) -> JsonResponse:
         except ValueError as e:  # InvalidPreference is one
             return error(str(e), 400)
     return answer(preferences.read())
+
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _poll_parameters(request: HttpRequest) -> dict:
+    """``provider`` from the query string, or from the body: a form, or JSON ``{"provider": …}``.
+
+    Raises ValueError with a message for the client when the body is bad.
+    """
+    data = request.GET.dict()
+    if request.content_type in FORM_TYPES:
+        try:
+            form = request.POST
+        except (RequestDataTooBig, MultiPartParserError):
+            raise ValueError("the form in the body cannot be read") from None
+        body = {"provider": form["provider"]} if "provider" in form else {}
+    else:
+        body = json_body(request) if request.body else {}
+        if not isinstance(body, dict):
+            raise ValueError('the body must be a JSON object such as {"provider": "zai"}')
+        unknown = sorted(set(body) - {"provider"})
+        if unknown:
+            raise ValueError(f"unknown key {unknown[0]!r}: the body takes only provider")
+    if body.get("provider") not in (None, ""):
+        if data.get("provider") not in (None, "", body["provider"]):
+            raise ValueError("provider given twice, with different values")
+        data["provider"] = body["provider"]
+    return data
+
+
+@methods("POST")
+@api_auth
+def poll(request: HttpRequest) -> JsonResponse:
+    """Ask the running poller to poll now: 202, or 409 when no running poller would."""
+    try:
+        form = forms.ProviderForm(_poll_parameters(request))
+    except ValueError as e:
+        return error(str(e), 400)
+    if not form.is_valid():
+        return error(form.first_error(), 400)
+    chosen = form.cleaned_data["provider"]
+    try:
+        return answer(pollnow.ask(None if chosen in ("", forms.BOTH) else chosen), status=202)
+    except pollnow.BadRequest as e:
+        return error(str(e), 400)
+    except pollnow.NotPolling as e:
+        return answer({"error": str(e), "poller_running": e.poller_running}, status=409)

@@ -20,6 +20,7 @@ from django.db.models.functions import Coalesce, Floor, Lead
 from django.utils import timezone
 
 from lib.timefmt import isostring
+from quotas import rounding
 from quotas.models import PollSession, QuotaReading, Snapshot
 from quotas.providers import ADAPTERS
 
@@ -108,7 +109,7 @@ def history(provider: str, range_key: str, now: datetime | None = None) -> Histo
         "range": range_key,
         "start": isostring(start),
         "end": isostring(now),
-        "bucket_seconds": width,
+        "bucket_seconds": round(width, 3),
         "series": _series(provider, start, now, width),
         "gaps": _gaps(provider, start, now),
     }
@@ -150,22 +151,23 @@ def _series(provider: str, start: datetime, now: datetime, width: float) -> list
     if not buckets:
         return []
     last_rows = {
-        (key, captured_at): (label, percent, used)
-        for key, captured_at, label, percent, used in QuotaReading.objects.filter(
+        (key, captured_at): (label, unit, percent, used)
+        for key, captured_at, label, unit, percent, used in QuotaReading.objects.filter(
             provider=provider,
             key__in={row["key"] for row in buckets},
             captured_at__in={row["last_at"] for row in buckets},
             percent__isnull=False,
-        ).values_list("key", "captured_at", "label", "percent", "used")
+        ).values_list("key", "captured_at", "label", "unit", "percent", "used")
     }
 
     points: dict[str, list[tuple[datetime, float, float | None]]] = {}
-    labels: dict[str, tuple[datetime, str]] = {}
+    # The newest label and unit of each quota.
+    labels: dict[str, tuple[datetime, str, str]] = {}
     for row in buckets:
         key, last_at = row["key"], row["last_at"]
-        label, last_percent, last_used = last_rows[(key, last_at)]
+        label, unit, last_percent, last_used = last_rows[(key, last_at)]
         if key not in labels or labels[key][0] < last_at:
-            labels[key] = (last_at, label)
+            labels[key] = (last_at, label, unit)
         begins = now - timedelta(seconds=(int(row["bucket"]) + 1) * width)
         lowest_at = _unpack(begins, row["lowest_mark"], row["lowest"], width)
         highest_at = _unpack(begins, row["highest_mark"], row["highest"], width)
@@ -184,7 +186,10 @@ def _series(provider: str, start: datetime, now: datetime, width: float) -> list
             {
                 "key": key,
                 "label": labels[key][1],
-                "points": [[isostring(at), percent, used] for at, percent, used in ordered],
+                "points": [
+                    [isostring(at), rounding.percent(percent), rounding.reported(used, labels[key][2])]
+                    for at, percent, used in ordered
+                ],
             }
         )
     return series

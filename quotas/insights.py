@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -72,8 +72,11 @@ def insights(
     """``{"provider", "stats": [{"label", "value"}], "insights": [{"key", "title", "value", "sublabel",
     "description", "severity"}]}`` for ``range_key`` in RANGES (ValueError otherwise).
 
-    The range applies to the stats; the cards look at the last 30 days
-    (a week for the pace). Cards whose key is in ``hidden`` are left out.
+    The range applies to the stats and to the tool cards (tokens per tool
+    call, top tool), which name it in their titles ("Top tool (7d)"); the
+    usage and cycle cards measure fixed periods (the 30-day billing period,
+    the last 7 days for the pace, the cycles of the last 30 days) and name
+    those instead. Cards whose key is in ``hidden`` are left out.
     """
     if range_key not in RANGES:
         raise ValueError(f"unknown range {range_key!r}; expected one of {', '.join(RANGES)}")
@@ -87,10 +90,12 @@ def insights(
         _weekly_pace,
         _cycle_variance,
         _cycle_trend,
-        _tokens_per_call,
-        _tool_breakdown,
     ):
         card = build(data)
+        if card is not None:
+            cards.append(card)
+    for ranged in (_tokens_per_call, _tool_breakdown):
+        card = ranged(data, range_key)
         if card is not None:
             cards.append(card)
     computed = {card["key"] for card in cards}
@@ -126,6 +131,8 @@ class _Data:
     # last 30 days, oldest first.
     cycle_quota: _Quota | None
     cycles: list[ResetCycle]
+    # Tool calls by start of the period, read once for the stat and the cards.
+    tool_calls_since: dict[datetime, ToolCalls] = field(default_factory=dict)
 
     @classmethod
     def load(cls, provider: str, now: datetime) -> _Data:
@@ -163,6 +170,11 @@ class _Data:
 
     def consumed(self, key: str, since: datetime) -> float:
         return consumed_between(self.provider, key, since, self.now)
+
+    def tool_calls(self, start: datetime) -> ToolCalls:
+        if start not in self.tool_calls_since:
+            self.tool_calls_since[start] = tool_calls_between(self.provider, start, self.now)
+        return self.tool_calls_since[start]
 
     def tracked_since(self, key: str) -> datetime | None:
         return (
@@ -221,6 +233,56 @@ def consumed_between(provider: str, key: str, start: datetime, end: datetime) ->
     )
     total = steps.aggregate(total=Sum("step"))["total"]
     return float(total) if total is not None and math.isfinite(total) else 0.0
+
+
+@dataclass
+class ToolCalls:
+    """Z.ai's tool calls over a period: the counter's total and each tool's, counted alike."""
+
+    total: float
+    # (tool, calls), most used first; only tools that were used
+    by_tool: list[tuple[str, float]]
+
+
+def tool_calls_between(provider: str, start: datetime, end: datetime) -> ToolCalls:
+    """The ``time_monthly`` counter and each tool of its breakdown, counted as ``consumed_between`` counts.
+
+    Σ positive steps between consecutive readings, a reading that opened a
+    new cycle counting its whole level, the first reading only a baseline. So
+    "Tool calls (7d)" and "Top tool (7d)" rest on the same readings and the
+    same rule. (The upstream's per-tool numbers need not add up to its
+    counter; the shares are of the tools' own total.) Two queries.
+    """
+    total = consumed_between(provider, "time_monthly", start, end)
+    rows = (
+        QuotaReading.objects.filter(provider=provider, key="time_monthly", captured_at__gte=start, captured_at__lte=end)
+        .order_by("captured_at", "id")
+        .values_list("cycle_id", "details")
+    )
+    counted: dict[str, float] = {}
+    previous: dict[str, float] | None = None
+    previous_cycle: int | None = None
+    for cycle_id, details in rows:
+        levels = _tool_levels(details)
+        if previous is not None:
+            reset = cycle_id is not None and previous_cycle is not None and cycle_id != previous_cycle
+            for name, level in levels.items():
+                step = level if reset else max(level - previous.get(name, 0.0), 0.0)
+                counted[name] = counted.get(name, 0.0) + step
+        previous, previous_cycle = levels, cycle_id
+    by_tool = sorted(((name, calls) for name, calls in counted.items() if calls > 0), key=lambda item: -item[1])
+    return ToolCalls(total, by_tool)
+
+
+def _tool_levels(details: Any) -> dict[str, float]:
+    tools = details.get("tools") if isinstance(details, dict) else None
+    if not isinstance(tools, list):
+        return {}
+    return {
+        str(t.get("name")): float(t["used"])
+        for t in tools
+        if isinstance(t, dict) and isinstance(t.get("used"), int | float) and math.isfinite(t["used"])
+    }
 
 
 def _complete_cycles(provider: str, key: str, since: datetime, now: datetime) -> list[ResetCycle]:
@@ -482,57 +544,55 @@ def _cycle_trend(data: _Data) -> dict[str, Any] | None:
     return _card("cycle_trend", "Trend", "Stable", "recent vs earlier cycles", f"{compared} Steady usage.", "positive")
 
 
-def _tokens_per_call(data: _Data) -> dict[str, Any] | None:
-    """Z.ai: model tokens used per tool call over the same 30 days.
+def _tokens_per_call(data: _Data, range_key: str) -> dict[str, Any] | None:
+    """Z.ai: model tokens used per tool call over the requested range.
 
     ratio = tokens consumed (tokens_5h) / tool calls consumed (time_monthly),
-    both as Σ positive steps since the same instant. The two are separate
-    allowances, so this is a ratio of two counters (how token-heavy the work
-    around each web search or page read is), not the price of a call.
+    both as Σ positive steps over the range, the calls counted as the
+    "Tool calls" stat counts them. The two are separate allowances, so this
+    is a ratio of two counters (how token-heavy the work around each web
+    search or page read is), not the price of a call.
     """
     tokens, calls = data.readings.get("tokens_5h"), data.readings.get("time_monthly")
     if tokens is None or calls is None or tokens.unit != "tokens" or calls.unit != "calls":
         return None
-    start = data.now - BILLING_PERIOD
-    used_tokens, used_calls = data.consumed("tokens_5h", start), data.consumed("time_monthly", start)
+    start = data.now - RANGES[range_key]
+    used_tokens, used_calls = data.consumed("tokens_5h", start), data.tool_calls(start).total
     if used_tokens <= 0 or used_calls <= 0:
         return None
     ratio = used_tokens / used_calls
     return _card(
         "tokens_per_call",
-        "Tokens per tool call",
+        f"Tokens per tool call ({range_key})",
         _compact(ratio),
         "model tokens per tool call",
-        f"{_amount(used_tokens, 'tokens')} used alongside {_amount(used_calls, 'calls')} in the last 30 days: "
-        f"~{_compact(ratio)} tokens per tool call. Tokens and tool calls are separate allowances; this compares "
-        "the two counters, it is not what one call costs.",
+        f"{_amount(used_tokens, 'tokens')} used alongside {_amount(used_calls, 'calls')} in the last "
+        f"{_range_words(range_key)}: ~{_compact(ratio)} tokens per tool call. Tokens and tool calls are separate "
+        "allowances; this compares the two counters, it is not what one call costs.",
         "info",
     )
 
 
-def _tool_breakdown(data: _Data) -> dict[str, Any] | None:
-    """Z.ai: the monthly tool calls by tool, and the top tool (share = its calls / all calls × 100)."""
-    reading = data.readings.get("time_monthly")
-    tools = (reading.details or {}).get("tools") if reading is not None else None
-    if not isinstance(tools, list):
+def _tool_breakdown(data: _Data, range_key: str) -> dict[str, Any] | None:
+    """Z.ai: the tool calls of the requested range by tool, and the top tool.
+
+    Each tool's calls are its positive steps over the range (tool_calls_between,
+    the counting of the "Tool calls" stat); share = its calls / all tools' calls × 100.
+    """
+    if "time_monthly" not in data.readings:
         return None
-    counts = [
-        (str(t.get("name")), float(t["used"]))
-        for t in tools
-        if isinstance(t, dict) and isinstance(t.get("used"), int | float) and t["used"] > 0
-    ]
+    counts = data.tool_calls(data.now - RANGES[range_key]).by_tool
     total = sum(used for _, used in counts)
     if not counts or total <= 0:
         return None
-    counts.sort(key=lambda item: -item[1])
     top_name, top_used = counts[0]
     parts = ", ".join(f"{name} {_number(used)} ({used / total * 100:.0f}%)" for name, used in counts)
     return _card(
         "tool_breakdown",
-        "Top tool",
+        f"Top tool ({range_key})",
         top_name,
         f"{top_used / total * 100:.0f}% of {_number(total)} calls",
-        f"Tool calls this month by tool: {parts}.",
+        f"Tool calls in the last {_range_words(range_key)} by tool: {parts}.",
         "info",
     )
 
@@ -552,7 +612,7 @@ def _stats(data: _Data, range_key: str) -> list[dict[str, str]]:
         and "time_monthly" in data.readings
         and (data.main is None or data.main.key != "time_monthly")
     ):
-        calls = data.consumed("time_monthly", start)
+        calls = data.tool_calls(start).total
         stats.append({"label": f"Tool calls ({range_key})", "value": _number(calls)})
     attempts = PollAttempt.objects.filter(provider=data.provider, at__gte=start, at__lte=data.now)
     total = attempts.count()
@@ -594,6 +654,12 @@ def _amount(value: float | None, unit: str) -> str:
     if unit == "percent":
         return f"{value:.1f}".removesuffix(".0") + "% of the limit"
     return f"{_compact(value)} {unit}"
+
+
+def _range_words(range_key: str) -> str:
+    """ "7d" → "7 days", "1d" → "day"."""
+    days = RANGES[range_key].days
+    return "day" if days == 1 else f"{days} days"
 
 
 def _days(days: float) -> str:

@@ -9,6 +9,7 @@ connection drops.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import socket
 import time
@@ -18,6 +19,9 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connections
+from django.db.backends.utils import CursorWrapper
+
+logger = logging.getLogger("syntrack.poll")
 
 # "SYNTRACK" in ASCII: the advisory-lock key shared by every SynTrack poller.
 ADVISORY_KEY = 0x53594E545241434B
@@ -82,14 +86,11 @@ class PollLock:
 
     # SQLite (and anything else): a file lock beside the database.
     def _try_file(self) -> str | None:
-        db = connections["default"]
-        name = db.settings_dict["NAME"] if db.vendor == "sqlite" else settings.SYNTRACK_DB_PATH
-        path = Path(f"{name}.poll.lock")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 500, 0).decode("utf-8", "replace").strip() or "unknown process"
+            holder = _file_holder(fd)
             os.close(fd)
             return holder
         os.ftruncate(fd, 0)
@@ -109,16 +110,7 @@ class PollLock:
             cur.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_KEY])
             if cur.fetchone()[0]:
                 return None
-            # Advisory locks belong to one database: a poller of another
-            # database on the same server holds the same key without conflict.
-            cur.execute(
-                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s "
-                "AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-                [(ADVISORY_KEY >> 32) & 0xFFFFFFFF, ADVISORY_KEY & 0xFFFFFFFF],
-            )
-            row = cur.fetchone()
-        return (row[0] if row and row[0] else None) or "a process of another client"
+            return _postgres_holder(cur) or "a process of another client"
 
     def release(self) -> None:
         if self._fd is not None:
@@ -127,3 +119,62 @@ class PollLock:
         if self._pg is not None:
             self._pg.close()  # ends the session, and with it the advisory lock
             self._pg = None
+
+
+def lock_path() -> Path:
+    db = connections["default"]
+    name = db.settings_dict["NAME"] if db.vendor == "sqlite" else settings.SYNTRACK_DB_PATH
+    return Path(f"{name}.poll.lock")
+
+
+def _file_holder(fd: int) -> str:
+    return os.pread(fd, 500, 0).decode("utf-8", "replace").strip() or "unknown process"
+
+
+def _postgres_holder(cursor: CursorWrapper) -> str | None:
+    """The holder of the advisory lock in this database: its application name, "" if unnamed, None if free."""
+    # Advisory locks belong to one database: a poller of another database on
+    # the same server holds the same key without conflict.
+    cursor.execute(
+        "SELECT coalesce(a.application_name, '') FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s "
+        "AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        [(ADVISORY_KEY >> 32) & 0xFFFFFFFF, ADVISORY_KEY & 0xFFFFFFFF],
+    )
+    row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def poller_holder() -> str | None:
+    """Who holds the poll lock right now (a running ``poll``, loop or ``--once``), or None.
+
+    A fact, not a guess from recent polls: the lock is freed the moment its
+    holder dies. The probe never takes the lock from, or blocks, a poller:
+    on SQLite it takes a *shared* flock for an instant (a poller trying to
+    start retries for 2 s, and concurrent probes share it); on PostgreSQL it
+    only reads ``pg_locks``.
+    """
+    if connections["default"].vendor == "postgresql":
+        with connections["default"].cursor() as cur:
+            holder = _postgres_holder(cur)
+        return None if holder is None else holder or "a process of another client"
+    path = lock_path()
+    try:
+        # Read-only and never created: no lock file means no poller ever ran here.
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        # A lock file we may not open (the poller runs as another user) cannot
+        # tell; "running" is the failure that costs least: a request waits.
+        logger.warning("cannot tell whether a poller runs: %s: %s", path, e.strerror)
+        return f"unknown ({path} cannot be opened: {e.strerror})"
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _file_holder(fd)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

@@ -1,11 +1,11 @@
-"""SynTrack's data: snapshots, readings, reset cycles, poll sessions and attempts."""
+"""SynTrack's data: snapshots, readings, reset cycles, poll sessions, attempts and requests."""
 
 from __future__ import annotations
 
 import zlib
 from datetime import datetime
 
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -233,10 +233,64 @@ class PollAttempt(models.Model):
             # poll history, newest first, all providers or one
             models.Index(fields=["-at"], name="attempt_recent"),
             models.Index(fields=["provider", "-at"], name="attempt_provider_recent"),
+            # last successful poll of a provider (/api/providers freshness), however long an outage
+            models.Index(fields=["provider", "-at"], name="attempt_provider_ok", condition=Q(outcome="ok")),
         ]
 
     def __str__(self) -> str:
         return f"{self.provider} {self.outcome} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class PollRequest(models.Model):
+    """A user's "poll now" for one provider, which the running poller answers.
+
+    One row per provider, reused: asking again while a request is pending
+    changes nothing (requests coalesce), so the table never grows. Pending
+    while ``handled_at`` is null; the poller sets it when a poll of that
+    provider lands (quotas.pollnow).
+    """
+
+    provider = models.CharField(max_length=16, choices=Provider.choices, unique=True)
+    requested_at = models.DateTimeField(default=timezone.now)
+    handled_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        state = "pending" if self.handled_at is None else f"answered at {self.handled_at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.provider} poll asked at {self.requested_at:%Y-%m-%d %H:%M:%S}, {state}"
+
+    @classmethod
+    def ask(cls, provider: str, now: datetime | None = None) -> datetime:
+        """Record a request to poll ``provider``; return when the pending request was made.
+
+        A request already pending absorbs this one, so its older time is returned.
+        """
+        now = now or timezone.now()
+        with transaction.atomic():
+            renewed = cls.objects.filter(provider=provider, handled_at__isnull=False).update(
+                requested_at=now, handled_at=None
+            )
+            if not renewed:
+                try:
+                    with transaction.atomic():
+                        cls.objects.create(provider=provider, requested_at=now)
+                except IntegrityError:
+                    pass  # pending already, or another worker created it just now: coalesced
+            return cls.objects.filter(provider=provider).values_list("requested_at", flat=True).get()
+
+    @classmethod
+    def pending(cls) -> dict[str, datetime]:
+        """provider -> when its pending request was made. One query over at most one row per provider."""
+        return dict(cls.objects.filter(handled_at__isnull=True).values_list("provider", "requested_at"))
+
+    @classmethod
+    def answered(cls, provider: str, at: datetime) -> int:
+        """Mark the pending request of ``provider`` answered by a poll that landed ``at``.
+
+        A request made after ``at`` stays pending: that poll does not answer it.
+        """
+        return cls.objects.filter(provider=provider, handled_at__isnull=True, requested_at__lte=at).update(
+            handled_at=at
+        )
 
 
 class Setting(models.Model):

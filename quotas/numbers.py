@@ -12,11 +12,12 @@ import math
 from collections import defaultdict
 from datetime import datetime, timedelta
 from itertools import pairwise
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.utils import timezone
 
 from lib.timefmt import isostring
+from quotas import rounding
 from quotas.models import Kind, Outcome, PollAttempt, QuotaReading, ResetCycle, Snapshot
 
 # Lower bounds of each status, highest first (inclusive).
@@ -26,12 +27,26 @@ RATE_WINDOW = timedelta(hours=1)
 # Length of the regenerating windows: a tick restores tick_percent of the limit,
 # so a tick comes every window × tick share (5 h × 5 % = 15 min; 7 d × 2 % ≈ 202 min).
 ROLLING_WINDOWS = {"rolling_5h": timedelta(hours=5), "weekly_credits": timedelta(days=7)}
+# A quota's outlook: the worse of these that applies (product.md §6).
+OUTLOOK_OK = "ok"
+OUTLOOK_RUNS_OUT = "runs_out_before_reset"
+OUTLOOK_EXHAUSTED = "exhausted"
 # Shares of the limit (percent) for which details["available_again"] says when they are back.
 AVAILABLE_SHARES = (25, 50, 100)
-# Derived numbers are rounded to this many decimals (floats never leak 0.30000000000000004).
-DECIMALS = 4
 # Guards float fuzz in ceil(): 125 / 25 must stay 5 ticks, never 6.
 EPSILON = 1e-9
+# Least evidence a rate needs before it may project anything (projected_*,
+# exhausts_at, the runs_out_before_reset outlook): at least MIN_READINGS
+# readings spanning at least MIN_SPAN. Two readings a minute apart are one
+# step, often a single request; extrapolated over hours it alarms for nothing.
+# Three readings are two steps, and ten minutes is ten polls at the default
+# interval (sixty at the fastest) yet short enough that a busy session gets
+# its projection soon. With hourly polls the recent hour never holds three
+# readings, so the open cycle (same minimum) carries the projection instead.
+MIN_READINGS = 3
+MIN_SPAN = timedelta(minutes=10)
+# What a rate rests on: enough evidence to project, or only enough to show.
+SUFFICIENT_BASES = ("recent", "cycle")
 
 
 def status_for(percent: float | None) -> str:
@@ -80,6 +95,8 @@ def current(provider: str, now: datetime | None = None) -> dict[str, Any]:
 
 # (captured_at, level, unit, cycle_id) of one reading, oldest first
 Level = tuple[datetime, float | None, str, int | None]
+# (exhausts_at, projected level, the instant it is projected for)
+Projection = tuple[datetime | None, float | None, datetime | None]
 
 
 def _recent_levels(provider: str, anchor: datetime) -> dict[str, list[Level]]:
@@ -98,33 +115,44 @@ def _recent_levels(provider: str, anchor: datetime) -> dict[str, list[Level]]:
 def quota_numbers(
     reading: QuotaReading, recent: list[Level], cycle: ResetCycle | None, now: datetime
 ) -> dict[str, Any]:
-    """One quota of ``/api/current``: the reading plus status, rate, projection and ticks."""
+    """One quota of ``/api/current``: the reading plus status, rate, projection, outlook and ticks.
+
+    ``outlook`` is ``exhausted`` (nothing left, or the upstream says
+    ``limited``), else ``runs_out_before_reset`` exactly when ``exhausts_at``
+    is set (reset windows: before ``resets_at``, or with no reset known;
+    rolling windows: within one window length, refills included), else ``ok``.
+    Only a rate with enough evidence (MIN_READINGS, MIN_SPAN) projects.
+    """
     level, scale = reading.level, reading.scale
-    anchor = reading.captured_at
-    rate, basis = burn_rate(reading, recent, cycle)
+    details = dict(reading.details or {})
+    ticks = _ticks(details, reading) if reading.kind == Kind.ROLLING else None
+    rate, basis = burn_rate(reading, recent, cycle, ticks)
     quota: dict[str, Any] = {
         "key": reading.key,
         "label": reading.label,
         "kind": reading.kind,
         "unit": reading.unit,
-        "used": reading.used,
-        "limit": reading.limit,
-        "remaining": reading.remaining,
-        "percent": reading.percent,
+        "used": rounding.reported(reading.used, reading.unit),
+        "limit": rounding.reported(reading.limit, reading.unit),
+        "remaining": rounding.reported(reading.remaining, reading.unit),
+        "percent": rounding.percent(reading.percent),
         "status": status_for(reading.percent),
         "resets_at": isostring(reading.resets_at),
         "seconds_until_reset": _seconds_until(reading.resets_at, now),
-        "rate_per_hour": _round(rate),
+        "rate_per_hour": rounding.derived(rate),
         "projected_used": None,
         "projected_percent": None,
-        "details": dict(reading.details or {}),
+        "exhausts_at": None,
+        "seconds_until_exhausted": None,
+        "outlook": OUTLOOK_OK,
+        "details": details,
         # Extras (more fields are allowed by the contract):
         "rate_basis": basis,
+        # The instant projected_* are for: the reset, or one window ahead (rolling).
+        "projected_at": None,
         # The dashboard hides a quota the plan does not include (limit 0, nothing used).
         "hidden": reading.limit == 0 and not reading.used,
         "exhausted": False,
-        "exhausts_at": None,
-        "seconds_until_exhausted": None,
     }
 
     # What is left, in the unit of `level` (percent points for share-only windows).
@@ -133,45 +161,128 @@ def quota_numbers(
         left = reading.remaining
     elif level is not None and scale is not None:
         left = max(scale - level, 0.0)
-    quota["exhausted"] = bool(left is not None and left <= 0 and scale)
+    exhausted = bool(left is not None and left <= 0 and scale) or details.get("limited") is True
+    quota["exhausted"] = exhausted
+    projecting = rate is not None and basis in SUFFICIENT_BASES and level is not None
 
-    regen_per_hour = 0.0
-    if reading.kind == Kind.ROLLING:
-        regen_per_hour = _add_ticks(quota["details"], reading, now)
-    elif rate is not None and level is not None and reading.resets_at is not None and reading.resets_at > now:
-        # Projection at the reset: used + rate × hours left, counted from the
-        # reading (the usage it reports is as of then).
-        hours_left = (reading.resets_at - anchor).total_seconds() / 3600
-        projected = level + rate * hours_left
+    projection: Projection = (None, None, None)
+    if ticks is not None:
+        _add_tick_details(details, reading, ticks, now)
+        if projecting and left is not None and scale:
+            projection = _project_rolling(reading, ticks, rate, left, scale)
+    elif reading.kind == Kind.RESET and projecting:
+        projection = _project_reset(reading, rate, left, now)
+    exhausts_at, projected_level, projected_at = projection
+
+    if projected_level is not None:
         if reading.used is not None:
-            quota["projected_used"] = _round(projected)
+            quota["projected_used"] = rounding.derived(projected_level)
         if scale:
-            quota["projected_percent"] = _round(projected / scale * 100)
-
-    # Time to exhaustion: what is left / net rate, shown only when it comes
-    # before the reset (rolling windows: usage minus regeneration, no reset).
-    net = rate - regen_per_hour if rate is not None else None
-    if net is not None and net > 0 and left is not None and left > 0:
-        exhausts_at = anchor + timedelta(hours=left / net)
-        if reading.kind == Kind.ROLLING or reading.resets_at is None or exhausts_at < reading.resets_at:
-            quota["exhausts_at"] = isostring(exhausts_at)
-            quota["seconds_until_exhausted"] = _seconds_until(exhausts_at, now)
+            quota["projected_percent"] = rounding.percent(projected_level / scale * 100)
+        quota["projected_at"] = isostring(projected_at)
+    if exhausted:
+        quota["outlook"] = OUTLOOK_EXHAUSTED
+    elif exhausts_at is not None:
+        quota["outlook"] = OUTLOOK_RUNS_OUT
+        quota["exhausts_at"] = isostring(exhausts_at)
+        quota["seconds_until_exhausted"] = _seconds_until(exhausts_at, now)
     return quota
 
 
+def _project_reset(reading: QuotaReading, rate: float, left: float | None, now: datetime) -> Projection:
+    """(exhausts_at, projected level, its instant) of a window that resets to zero.
+
+    The projection is ``level + rate × hours left`` at the reset, counted from
+    the reading (the usage it reports is as of then). Exhaustion is what is
+    left / rate, kept only when it comes before the reset (or no reset is known).
+    """
+    anchor, resets_at = reading.captured_at, reading.resets_at
+    projected: float | None = None
+    if resets_at is not None and resets_at > now:
+        projected = reading.level + rate * (resets_at - anchor).total_seconds() / 3600
+    exhausts_at = None
+    if rate > 0 and left is not None and left > 0:
+        at = anchor + timedelta(hours=left / rate)
+        if resets_at is None or at < resets_at:
+            exhausts_at = at
+    return exhausts_at, projected, resets_at if projected is not None else None
+
+
+class Ticks(NamedTuple):
+    """A regenerating window's refills: every ``interval`` from ``first`` on, ``per_tick`` back."""
+
+    first: datetime
+    interval: timedelta
+    # In the unit of `level`: an amount, or percent points when only the share is known.
+    per_tick: float | None
+    tick_percent: float
+    window: timedelta
+
+
+def _ticks(details: dict[str, Any], reading: QuotaReading) -> Ticks | None:
+    window = ROLLING_WINDOWS.get(reading.key)
+    tick_percent = _number(details.get("tick_percent"))
+    if tick_percent is None and reading.limit and _number(details.get("regen_amount")) is not None:
+        tick_percent = details["regen_amount"] / reading.limit * 100
+    first = _parse_iso(details.get("next_tick_at")) or reading.resets_at
+    if window is None or tick_percent is None or tick_percent <= 0 or first is None:
+        return None
+    per_tick: float | None = tick_percent
+    if reading.used is not None:
+        per_tick = _number(details.get("regen_amount"))
+        if per_tick is None and reading.limit:
+            per_tick = reading.limit * tick_percent / 100
+    return Ticks(first, window * (tick_percent / 100), per_tick, tick_percent, window)
+
+
+def _project_rolling(reading: QuotaReading, ticks: Ticks, rate: float, left: float, scale: float) -> Projection:
+    """(exhausts_at, level one window ahead, that instant) of a regenerating window, tick by tick.
+
+    From the reading on, usage runs at ``rate`` and each tick gives
+    ``per_tick`` back, the free amount never above the limit. It runs out when
+    the free amount reaches 0 before one window length has passed; beyond that
+    an hour of readings says too little. The projected level is the one a
+    window ahead (100 % once it ran out: a limited user uses nothing more).
+    """
+    start = reading.captured_at
+    end = start + ticks.window
+    tick = ticks.first
+    # A tick reported at or before the reading has already been applied to it.
+    while tick <= start:
+        tick += ticks.interval
+    per_tick = ticks.per_tick or 0.0
+    free, at = left, start
+    while True:
+        stop = min(tick, end)
+        burnt = rate * (stop - at).total_seconds() / 3600
+        if rate > 0 and burnt >= free:
+            return at + timedelta(hours=free / rate), scale, end
+        free -= burnt
+        at = stop
+        if at >= end:
+            return None, scale - free, end
+        free = min(free + per_tick, scale)
+        tick += ticks.interval
+
+
 def burn_rate(
-    reading: QuotaReading, recent: list[Level], cycle: ResetCycle | None = None
+    reading: QuotaReading, recent: list[Level], cycle: ResetCycle | None = None, ticks: Ticks | None = None
 ) -> tuple[float | None, str | None]:
-    """Usage per hour, and what it was measured on (``recent``, ``cycle`` or None).
+    """Usage per hour, and what it rests on: ``recent``, ``cycle``, ``insufficient`` or None.
 
     ``recent``: Σ positive deltas of consecutive readings / hours between the
     first and the last, over the readings of the last RATE_WINDOW that belong
-    to the reading's cycle (reset windows) and share its unit. At least two
-    readings are needed.
-    ``cycle`` (reset windows, fewer readings, e.g. an hourly poll): the open
-    cycle's consumed / hours from its start to its last reading. Consumption
-    counts only what SynTrack saw since the cycle began, so a cycle that began
-    when tracking did is not overstated (v1.7 divided the whole counter).
+    to the reading's cycle (reset windows) and share its unit. A regenerating
+    window's level also drops at each tick: with ``ticks``, a step adds back
+    what the ticks between its two readings restored (_used_between), or the
+    rate would be net of refills that the projection then counts again.
+    ``cycle`` (reset windows, e.g. an hourly poll): the open cycle's consumed /
+    hours from its start to its last reading. Consumption counts only what
+    SynTrack saw since the cycle began, so a cycle that began when tracking
+    did is not overstated (v1.7 divided the whole counter).
+    Each basis needs MIN_READINGS readings over MIN_SPAN; when neither has
+    them, the rate of two readings (recent first) is still given, as
+    ``insufficient``: shown, never projected.
     """
     points = [
         (at, value)
@@ -181,46 +292,59 @@ def burn_rate(
         and at <= reading.captured_at
         and (reading.kind != Kind.RESET or cycle_id == reading.cycle_id)
     ]
+    thin: float | None = None
     if len(points) >= 2:
-        hours = (points[-1][0] - points[0][0]).total_seconds() / 3600
-        if hours > 0:
-            consumed = sum(max(b - a, 0.0) for (_, a), (_, b) in pairwise(points))
-            return consumed / hours, "recent"
+        span = points[-1][0] - points[0][0]
+        if span > timedelta(0):
+            used = sum(_used_between(a_at, a, b_at, b, ticks) for (a_at, a), (b_at, b) in pairwise(points))
+            rate = used / (span.total_seconds() / 3600)
+            if len(points) >= MIN_READINGS and span >= MIN_SPAN:
+                return rate, "recent"
+            thin = rate
     if reading.kind == Kind.RESET and cycle is not None and cycle.last_reading_at is not None:
-        hours = (cycle.last_reading_at - cycle.started_at).total_seconds() / 3600
-        if hours > 0:
-            return cycle.consumed / hours, "cycle"
-    return None, None
+        span = cycle.last_reading_at - cycle.started_at
+        if span > timedelta(0):
+            rate = cycle.consumed / (span.total_seconds() / 3600)
+            if cycle.readings_count >= MIN_READINGS and span >= MIN_SPAN:
+                return rate, "cycle"
+            thin = rate if thin is None else thin
+    return (thin, "insufficient") if thin is not None else (None, None)
 
 
-def _add_ticks(details: dict[str, Any], reading: QuotaReading, now: datetime) -> float:
-    """Tick math of a regenerating window into ``details``; returns the regeneration per hour.
+def _used_between(a_at: datetime, a: float, b_at: datetime, b: float, ticks: Ticks | None) -> float:
+    """What was used between two readings: the rise, plus what the ticks between them gave back.
+
+    Ticks keep a fixed schedule (``first`` + k × interval, also backwards). A
+    tick gives back at most what was in use, so the level at the first
+    reading bounds it.
+    """
+    restored = 0.0
+    if ticks is not None and ticks.per_tick:
+        count = (b_at - ticks.first) // ticks.interval - (a_at - ticks.first) // ticks.interval
+        restored = min(max(count, 0) * ticks.per_tick, a)
+    return max(b - a + restored, 0.0)
+
+
+def _add_tick_details(details: dict[str, Any], reading: QuotaReading, ticks: Ticks, now: datetime) -> None:
+    """Tick math of a regenerating window into ``details``.
 
     Adds ``tick_interval_seconds`` (window × tick share), ``regen_per_hour``,
     ``seconds_until_next_tick`` and ``available_again`` {"25", "50", "100": ISO
     time or None}: when that share of the limit is free again if nothing more
     is used. The k-th tick (k = 1, 2, …) comes at next_tick_at + (k − 1) ×
-    interval and restores regen_amount; a share already free is None.
+    interval and restores the tick share. None means the share is free now;
+    never while ``limited``, when such a share is promised at the next tick.
+    A time already past ``now`` (an old reading: the poller stopped, or the
+    tick came since) moves to the next tick after ``now``: the reading cannot
+    say what was used since, so the answer errs late, never says "now".
     """
-    window = ROLLING_WINDOWS.get(reading.key)
-    tick_percent = _number(details.get("tick_percent"))
-    if tick_percent is None and reading.limit and _number(details.get("regen_amount")) is not None:
-        tick_percent = details["regen_amount"] / reading.limit * 100
-    next_tick = _parse_iso(details.get("next_tick_at")) or reading.resets_at
-    if window is None or tick_percent is None or tick_percent <= 0:
-        return 0.0
-    interval = window * (tick_percent / 100)
-    interval_seconds = interval.total_seconds()
+    interval_seconds = ticks.interval.total_seconds()
+    upcoming = _next_after(ticks.first, ticks.interval, now)
     details["tick_interval_seconds"] = round(interval_seconds)
-    details["seconds_until_next_tick"] = _seconds_until(next_tick, now)
-    # Restored per hour, in the unit of `level` (amounts, or percent points when only the share is known).
-    per_tick: float | None = tick_percent
-    if reading.used is not None:
-        per_tick = _number(details.get("regen_amount"))
-        if per_tick is None and reading.limit:
-            per_tick = reading.limit * tick_percent / 100
-    regen_per_hour = per_tick / (interval_seconds / 3600) if per_tick is not None else 0.0
-    details["regen_per_hour"] = _round(regen_per_hour) if per_tick is not None else None
+    details["seconds_until_next_tick"] = _seconds_until(upcoming, now)
+    details["regen_per_hour"] = (
+        rounding.derived(ticks.per_tick / (interval_seconds / 3600)) if ticks.per_tick is not None else None
+    )
 
     # What is free now, as a share of the limit.
     free_share: float | None = None
@@ -228,19 +352,27 @@ def _add_ticks(details: dict[str, Any], reading: QuotaReading, now: datetime) ->
         free_share = reading.remaining / reading.limit * 100
     elif reading.percent is not None:
         free_share = max(100 - reading.percent, 0.0)
-    if free_share is None or next_tick is None:
+    if free_share is None:
         details["available_again"] = None
-        return regen_per_hour
+        return
+    limited = details.get("limited") is True
     available: dict[str, str | None] = {}
     for share in AVAILABLE_SHARES:
         missing = share - free_share
-        if missing <= EPSILON:
+        if missing <= EPSILON and not limited:
             available[str(share)] = None
             continue
-        ticks = max(math.ceil(missing / tick_percent - EPSILON), 1)
-        available[str(share)] = isostring(next_tick + (ticks - 1) * interval)
+        ticks_needed = max(math.ceil(missing / ticks.tick_percent - EPSILON), 1)
+        at = ticks.first + (ticks_needed - 1) * ticks.interval
+        available[str(share)] = isostring(at if at > now else upcoming)
     details["available_again"] = available
-    return regen_per_hour
+
+
+def _next_after(first: datetime, interval: timedelta, now: datetime) -> datetime:
+    """The first tick of the schedule ``first + k × interval`` that lies after ``now``."""
+    if first > now:
+        return first
+    return first + (math.floor((now - first) / interval) + 1) * interval
 
 
 def _number(value: Any) -> float | None:
@@ -264,9 +396,3 @@ def _seconds_until(moment: datetime | None, now: datetime) -> int | None:
     if moment is None:
         return None
     return max(int((moment - now).total_seconds()), 0)
-
-
-def _round(value: float | None) -> float | None:
-    if value is None or not math.isfinite(value):
-        return None
-    return round(value, DECIMALS)

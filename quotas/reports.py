@@ -2,7 +2,7 @@
 
 Each function returns the JSON body for one provider (or all) and runs a fixed
 number of queries, whatever the number of rows. Times are ISO-8601 UTC
-strings, numbers are the stored floats, and empty lists are ``[]``.
+strings, numbers are rounded by kind (quotas.rounding), and empty lists are ``[]``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from django.db.models import Avg, Count, F, Max, Min, Q, Sum
 from django.utils import timezone
 
 from lib.timefmt import isostring
-from quotas.models import PollAttempt, PollSession, QuotaReading, ResetCycle
+from quotas import pollnow, rounding
+from quotas.models import Outcome, PollAttempt, PollRequest, PollSession, QuotaReading, ResetCycle
 from quotas.providers import ADAPTERS, NAMES, configured
 
 # The `limit` parameters of the API accept 1–500.
@@ -30,7 +31,7 @@ class CycleDict(TypedDict):
     started_at: str | None
     ended_at: str | None
     active: bool
-    duration_seconds: float
+    duration_seconds: int | None
     limit: float | None
     peak_used: float
     consumed: float
@@ -68,6 +69,13 @@ def _seconds(started_at: datetime, ended_at: datetime | None, now: datetime) -> 
     return max(((ended_at or now) - started_at).total_seconds(), 0.0)
 
 
+def quota_keys(providers: list[str]) -> set[str]:
+    """Every quota key the providers have reported: in readings, or in cycles (kept longer). One query."""
+    readings = QuotaReading.objects.filter(provider__in=providers).values_list("key", flat=True).distinct()
+    held = ResetCycle.objects.filter(provider__in=providers).values_list("quota", flat=True).distinct()
+    return set(readings.union(held))
+
+
 def cycles(provider: str, quota: str | None = None, limit: int = 50, now: datetime | None = None) -> dict[str, Any]:
     """Reset cycles of ``provider`` (of one quota, or of all), newest first.
 
@@ -91,11 +99,11 @@ def cycles(provider: str, quota: str | None = None, limit: int = 50, now: dateti
                 "started_at": isostring(cycle.started_at),
                 "ended_at": isostring(cycle.ended_at),
                 "active": cycle.active,
-                "duration_seconds": duration,
-                "limit": cycle.limit,
-                "peak_used": cycle.peak_used,
-                "consumed": cycle.consumed,
-                "rate_per_hour": cycle.consumed / (duration / 3600) if duration > 0 else None,
+                "duration_seconds": rounding.seconds(duration),
+                "limit": rounding.reported(cycle.limit, cycle.unit),
+                "peak_used": rounding.reported(cycle.peak_used, cycle.unit),
+                "consumed": rounding.derived(cycle.consumed),
+                "rate_per_hour": rounding.derived(cycle.consumed / (duration / 3600)) if duration > 0 else None,
                 "resets_at": isostring(cycle.resets_at),
             }
         )
@@ -159,10 +167,10 @@ def summary(provider: str) -> dict[str, Any]:
                 "kind": latest.get("kind", ""),
                 "unit": latest.get("unit", ""),
                 "completed_cycles": cycle["completed_cycles"] if cycle else 0,
-                "avg_consumed_per_cycle": cycle["avg_consumed"] if cycle else None,
-                "max_consumed_per_cycle": cycle["max_consumed"] if cycle else None,
-                "avg_peak_percent": cycle["avg_peak_percent"] if cycle else None,
-                "total_consumed": cycle["total_consumed"] if cycle else None,
+                "avg_consumed_per_cycle": rounding.derived(cycle["avg_consumed"]) if cycle else None,
+                "max_consumed_per_cycle": rounding.derived(cycle["max_consumed"]) if cycle else None,
+                "avg_peak_percent": rounding.percent(cycle["avg_peak_percent"]) if cycle else None,
+                "total_consumed": rounding.derived(cycle["total_consumed"]) if cycle else None,
                 "tracking_since": isostring(since),
             }
         )
@@ -189,13 +197,13 @@ def sessions(provider: str | None = None, limit: int = 50, now: datetime | None 
                 "started_at": isostring(session.started_at),
                 "ended_at": isostring(session.ended_at),
                 "active": session.active,
-                "duration_seconds": _seconds(session.started_at, session.ended_at, now),
+                "duration_seconds": rounding.seconds(_seconds(session.started_at, session.ended_at, now)),
                 "interval_seconds": session.interval_seconds,
                 "polls_ok": session.polls_ok,
                 "polls_failed": session.polls_failed,
                 # `last_used` is the poller's bookkeeping, not part of the answer.
                 "quotas": {
-                    key: {"peak_used": stats.get("peak_used"), "consumed": stats.get("consumed")}
+                    key: {"peak_used": stats.get("peak_used"), "consumed": rounding.derived(stats.get("consumed"))}
                     for key, stats in (session.quotas or {}).items()
                 },
             }
@@ -228,15 +236,28 @@ def polls(provider: str | None = None, limit: int = 50) -> dict[str, Any]:
     }
 
 
-def providers() -> dict[str, Any]:
-    """Every known provider, whether it is configured, and its latest poll attempt.
+def providers(now: datetime | None = None) -> dict[str, Any]:
+    """Every known provider: configured or not, its latest and latest successful poll, freshness.
 
-    One query per known provider (two), each reading one row by index.
+    ``stale``: no successful poll within two poll intervals (``interval_seconds``:
+    the running poller's, else SYNTRACK_POLL_INTERVAL). ``poller_running``: a
+    running poller polls this provider. ``poll_requested_at``: a "poll now"
+    request still waiting for its poll, else null.
+
+    Two queries per known provider (its latest attempt, its latest successful
+    one), one for the open sessions, one for pending requests; on PostgreSQL
+    one more to see the poll lock.
     """
+    now = now or timezone.now()
     keyed = set(configured())
+    poller = pollnow.poller_state()
+    requested = PollRequest.pending()
     answer = []
     for provider in ADAPTERS:
-        latest = PollAttempt.objects.filter(provider=provider).order_by("-at", "-id").values("at", "outcome").first()
+        attempts = PollAttempt.objects.filter(provider=provider).order_by("-at", "-id")
+        latest = attempts.values("at", "outcome").first()
+        success = attempts.filter(outcome=Outcome.OK).values_list("at", flat=True).first()
+        interval = poller.interval(provider)
         answer.append(
             {
                 "id": provider,
@@ -244,9 +265,14 @@ def providers() -> dict[str, Any]:
                 "configured": provider in keyed,
                 "last_poll_at": isostring(latest["at"]) if latest else None,
                 "last_status": latest["outcome"] if latest else None,
+                "last_success_at": isostring(success),
+                "interval_seconds": interval,
+                "stale": success is None or (now - success).total_seconds() > 2 * interval,
+                "poller_running": poller.polls(provider),
+                "poll_requested_at": isostring(requested.get(provider)),
             }
         )
     return {"providers": answer}
 
 
-__all__ = ["MAX_LIMIT", "cycles", "polls", "providers", "sessions", "summary"]
+__all__ = ["MAX_LIMIT", "cycles", "polls", "providers", "quota_keys", "sessions", "summary"]

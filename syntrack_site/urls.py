@@ -11,6 +11,10 @@ admin.site.site_header = "SynTrack"
 admin.site.site_title = "SynTrack admin"
 admin.site.index_title = "Quota data"
 
+# JSON under /api/, HTML elsewhere (syntrack_site.errors).
+handler404 = "syntrack_site.errors.not_found"
+handler500 = "syntrack_site.errors.server_error"
+
 urlpatterns = [
     path("", quotas_views.dashboard, name="dashboard"),
     path("login/", accounts_views.login, name="login"),
@@ -27,6 +31,7 @@ urlpatterns = [
     path("api/sessions", api.sessions, name="api-sessions"),
     path("api/insights", api.insights, name="api-insights"),
     path("api/polls", api.polls, name="api-polls"),
+    path("api/poll", api.poll, name="api-poll"),
     path("api/settings", api.settings, name="api-settings"),
     path("api/password", accounts_views.password, name="api-password"),
 ]

@@ -41,7 +41,11 @@ WINDOWS = {
 # Observed meaning of `unit`: a time-unit code for `number`.
 TIME_UNITS = {1: "minute", 2: "minute", 3: "hour", 4: "day", 5: "month", 6: "week"}
 ENVELOPE_KEYS = {"code", "msg", "message", "success", "data"}
-DATA_KEYS = {"limits", "level"}
+DATA_KEYS = {"limits", "level", "planName"}
+# The code Z.ai answers for a key without a GLM Coding Plan; its message
+# ("当前用户不存在coding plan") names the plan too, so either one tells.
+NO_PLAN_CODE = 1113
+NO_PLAN_WORDS = "coding plan"
 AUTH_CODES = {401, 403, 1000, 1001, 1002, 1003, 1004, 1113}
 RATE_CODES = {429, 1302, 1303, 1305}
 
@@ -97,8 +101,8 @@ def parse(data: Any) -> Parsed:
         raise PollFailure(
             DRIFT, "no usable quota in payload" + (f" ({len(limits)} limits unreadable)" if limits else "")
         )
-    level = payload.get("level")
-    plan = clean_text(level, MAX_PLAN) or None if isinstance(level, str) else None
+    # `level` ("pro") where present; some payloads name the plan only in `planName`.
+    plan = _text(payload.get("level")) or _text(payload.get("planName"))
     return Parsed(quotas=quotas, plan=plan, unknown=[clean_text(u, 200) for u in unknown])
 
 
@@ -113,9 +117,10 @@ def _raise_for_envelope(data: dict) -> None:
         return  # no envelope at all: let the data checks decide
     code_number = _int(code) or 0
     detail = f"code={clean_text(code, 40)}" + (f", msg={message}" if message else "")
+    if code_number == NO_PLAN_CODE or NO_PLAN_WORDS in message.lower():
+        # A valid key on the wrong product: no retry or backoff will help, the user must subscribe.
+        raise PollFailure(UNAUTHORIZED, f"this key has no GLM Coding Plan ({detail})")
     if code_number in AUTH_CODES:
-        if code_number == 1113:
-            raise PollFailure(UNAUTHORIZED, f"this key has no coding plan ({detail})")
         raise PollFailure(UNAUTHORIZED, f"key rejected ({detail})")
     if code_number in RATE_CODES:
         raise PollFailure(RATE_LIMITED, f"rate limited ({detail})")
@@ -189,6 +194,10 @@ def _window(item: dict) -> tuple[Quota | None, bool]:
         details=details,
     )
     return quota, known
+
+
+def _text(value: Any) -> str | None:
+    return (clean_text(value, MAX_PLAN) or None) if isinstance(value, str) else None
 
 
 def _int(value: Any) -> int | None:

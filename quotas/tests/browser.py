@@ -139,6 +139,44 @@ def seed(now: datetime) -> None:
             store(Fetched(provider, None, failure, None, None), earlier)
 
 
+YOUNG_MINUTES = 20
+
+
+def young_synthetic_body(at: datetime, now: datetime) -> bytes:
+    """A Synthetic payload on a database ``YOUNG_MINUTES`` old: the subscription is under half
+    used but burns 25 requests a minute (out in ~30 min, reset in 3 h 15 min), hourly search
+    hit its limit."""
+    body = fixture_json("synthetic/v3_rolling_windows.json")
+    minutes = YOUNG_MINUTES - (now - at).total_seconds() / 60
+    body["subscription"] = {
+        "limit": 1350,
+        "requests": 100 + minutes * 25,
+        "renewsAt": _iso(now + timedelta(hours=3, minutes=15)),
+    }
+    body["search"]["hourly"] = {
+        "limit": 250,
+        "requests": min(250, 200 + round(minutes * 5)),
+        "renewsAt": _iso(now + timedelta(minutes=40)),
+    }
+    body["weeklyTokenLimit"]["nextRegenAt"] = _iso(at + timedelta(minutes=20))
+    body["rollingFiveHourLimit"]["nextTickAt"] = _iso(at + timedelta(minutes=3))
+    return json.dumps(body).encode()
+
+
+def seed_young(now: datetime) -> datetime:
+    """``YOUNG_MINUTES`` of polls every 2 minutes for both providers; returns the first poll's time."""
+    first = now - timedelta(minutes=YOUNG_MINUTES)
+    times = [first + timedelta(minutes=2 * k) for k in range(YOUNG_MINUTES // 2 + 1)]
+    for provider, make_body in {"synthetic": young_synthetic_body, "zai": zai_body}.items():
+        session = PollSession.objects.create(provider=provider, started_at=first, interval_seconds=120)
+        for at in times:
+            body = make_body(at, now)
+            parsed = ADAPTERS[provider].parse(parse_json_object(body))
+            with time_machine.travel(at, tick=False):
+                store(Fetched(provider, parsed, None, body, 200), session)
+    return first
+
+
 def fail_last_poll(provider: str) -> None:
     failure = PollFailure("unauthorized", "HTTP 401: the API key was refused")
     store(Fetched(provider, None, failure, None, 95))
@@ -189,6 +227,12 @@ def seeded(providers_configured, admin_password: str) -> datetime:
     now = timezone.now().replace(microsecond=0)
     seed(now)
     return now
+
+
+@pytest.fixture
+def young(providers_configured, admin_password: str) -> datetime:
+    """A database 20 minutes old (see seed_young); returns the first poll's time."""
+    return seed_young(timezone.now().replace(microsecond=0))
 
 
 @pytest.fixture(scope="module")

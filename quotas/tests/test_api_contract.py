@@ -417,8 +417,13 @@ def test_cycles_honour_the_limit(api: Client, data: None) -> None:
     assert len(get(api, "/api/cycles", provider="zai", quota="tokens_5h", limit=500)["cycles"]) == 2
 
 
-def test_cycles_of_a_quota_without_cycles_are_empty(api: Client, data: None) -> None:
-    assert get(api, "/api/cycles", provider="zai", quota="no_such_quota")["cycles"] == []
+def test_cycles_of_a_reported_quota_without_cycles_are_empty(api: Client, data: None) -> None:
+    # Synthetic's rolling windows have no reset cycles
+    assert get(api, "/api/cycles", provider="synthetic", quota="rolling_5h")["cycles"] == []
+
+
+def test_cycles_of_a_quota_never_reported_are_a_400(api: Client, data: None) -> None:
+    assert api.get("/api/cycles", {"provider": "zai", "quota": "no_such_quota"}).status_code == 400
 
 
 # --- /api/summary --------------------------------------------------------------------
@@ -576,16 +581,17 @@ def test_unknown_and_empty_parameters_are_ignored(api: Client) -> None:
 # The first two queries of every request are the session and the user.
 
 QUERY_COUNTS = [
-    # latest attempt per provider (both in one), configured state needs none … as quotas.reports.providers
-    ("/api/providers", {}, 2 + 2),
+    # latest and latest successful attempt per provider, open sessions, pending poll requests
+    # (PostgreSQL: the poll lock in pg_locks)
+    ("/api/providers", {}, 2 + 2 * 2 + 2 + (connection.vendor == "postgresql")),
     # latest attempt, latest usable snapshot, its readings, open cycles, recent readings
     ("/api/current", {"provider": "zai"}, 2 + 5),
     ("/api/current", {"provider": "both"}, 2 + 10),
     # bucketed extremes, the bucket points, overlapping sessions, stretches between snapshots
     ("/api/history", {"provider": "zai", "range": "24h"}, 2 + 4),
     ("/api/history", {"provider": "zai", "range": "30d"}, 2 + 4),
-    # the cycles
-    ("/api/cycles", {"provider": "zai", "quota": "tokens_5h"}, 2 + 1),
+    # the quota keys reported (readings ∪ cycles), the cycles
+    ("/api/cycles", {"provider": "zai", "quota": "tokens_5h"}, 2 + 2),
     ("/api/cycles", {"provider": "both", "limit": "500"}, 2 + 2),
     # the quotas, their cycle statistics, the newest readings
     ("/api/summary", {"provider": "zai"}, 2 + 3),

@@ -245,9 +245,9 @@ def test_a_timezone_or_tab_chosen_during_a_refresh_still_reaches_the_cards(seede
     page.route("**/api/history*", lambda route: held.append(route) if len(held) < hold else route.continue_())
 
     def refresh_held() -> None:
-        page.wait_for_function("() => !window.SynTrack.state.refreshing")
+        expect(page.locator("body")).to_have_attribute("data-refreshing", "false")
         page.click("#refresh-btn")
-        page.wait_for_function("() => window.SynTrack.state.refreshing")
+        expect(page.locator("body")).to_have_attribute("data-refreshing", "true")
         expect(page.locator("#refresh-btn")).to_have_class(re.compile(r"\bspinning\b"))
 
     hold = 1

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from conftest import CURRENT_QUOTA_FIELDS, fixture_json, store_payload
+from lib.timefmt import isostring
 from quotas.models import PollAttempt
 from quotas.numbers import current
 
@@ -139,9 +140,17 @@ def test_readings_of_the_previous_cycle_never_count_and_a_young_cycle_uses_its_o
 
     tokens = quota(current("zai", now=T0), "tokens_5h")
 
-    # The new cycle began at the reset (-10 min) and has consumed 2M since: 12M/h.
-    assert (tokens["rate_per_hour"], tokens["rate_basis"]) == (12 * M, "cycle")
-    assert tokens["projected_used"] == 2 * M + 12 * M * (4 + 50 / 60)
+    # The new cycle began at the reset (-10 min) and has consumed 2M since: 12M/h,
+    # from one reading: shown, but too little to project from.
+    assert (tokens["rate_per_hour"], tokens["rate_basis"]) == (12 * M, "insufficient")
+    assert (tokens["projected_used"], tokens["exhausts_at"], tokens["outlook"]) == (None, None, "ok")
+
+    poll("zai", zai(3 * M, old_reset + timedelta(hours=5)), T0 + 10 * MINUTE)
+    poll("zai", zai(4 * M, old_reset + timedelta(hours=5)), T0 + 20 * MINUTE)
+    tokens = quota(current("zai", now=T0 + 20 * MINUTE), "tokens_5h")
+    # three readings over 20 minutes: 2M from 00:00 to 00:20
+    assert (tokens["rate_per_hour"], tokens["rate_basis"]) == (6 * M, "recent")
+    assert tokens["projected_used"] == 4 * M + 6 * M * (4 + 30 / 60)
 
 
 def test_a_drop_inside_a_cycle_is_not_negative_consumption() -> None:
@@ -251,8 +260,8 @@ def test_rolling_windows_say_when_shares_are_available_again() -> None:
         "50": "2026-08-25T05:36:53Z",
         "100": "2026-08-28T17:36:53Z",
     }
-    assert weekly["details"]["regen_per_hour"] == round(0.48 / 3.36, 4)
-    assert (weekly["used"], round(weekly["percent"], 3), weekly["unit"]) == (12.8, 53.333, "usd")
+    assert weekly["details"]["regen_per_hour"] == round(0.48 / 3.36, 2)
+    assert (weekly["used"], weekly["percent"], weekly["unit"]) == (12.8, 53.33, "usd")
     # Rolling windows regenerate; they have no projection to a reset.
     assert (rolling["projected_used"], rolling["projected_percent"]) == (None, None)
 
@@ -274,25 +283,32 @@ def test_a_limited_rolling_window_counts_the_ticks_until_it_is_usable_again() ->
     }
 
 
-def test_rolling_windows_have_a_rate_from_their_positive_steps_and_run_out_only_faster_than_they_refill() -> None:
+def test_rolling_rates_add_back_the_refills_and_run_out_only_faster_than_they_refill() -> None:
     payload = fixture_json("synthetic/v3_rolling_windows.json")
     at = datetime(2026, 8, 25, 1, 10, tzinfo=UTC)
-    # used 100, 120, 110 (a tick gave 25 back while 15 were used), 150
-    for minutes, remaining in ((-45, 400), (-30, 380), (-15, 390), (0, 350)):
+    # Ticks every 15 minutes on the 01:19 schedule (00:34, 00:49, 01:04): each step below holds one.
+    # used 100, 95, 90, 85: 20 used and 25 given back every time
+    for minutes, remaining in ((-45, 400), (-30, 405), (-15, 410), (0, 415)):
         payload["rollingFiveHourLimit"]["remaining"] = remaining
         poll("synthetic", copy.deepcopy(payload), at + minutes * MINUTE)
 
     rolling = quota(current("synthetic", now=at), "rolling_5h")
     assert (rolling["rate_per_hour"], rolling["rate_basis"]) == (80.0, "recent")
     # 80/h of use against 100/h of regeneration: it never runs out
-    assert rolling["exhausts_at"] is None
+    assert (rolling["exhausts_at"], rolling["outlook"]) == (None, "ok")
 
     payload["rollingFiveHourLimit"]["remaining"] = 200
     poll("synthetic", copy.deepcopy(payload), at + 15 * MINUTE)
     rolling = quota(current("synthetic", now=at + 15 * MINUTE), "rolling_5h")
-    # steps 20 + 40 + 150 over one hour: 210/h, 110/h net of regeneration; 200 left
-    assert rolling["rate_per_hour"] == 210.0
-    assert rolling["exhausts_at"] == (at + 15 * MINUTE + timedelta(hours=200 / 110)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # 85 → 300 used across the 01:19 tick: 240 used; 20 + 20 + 20 + 240 in the hour
+    assert rolling["rate_per_hour"] == 300.0
+    # Tick by tick from 01:25 with 200 free: 45 used until the 01:34 tick (+25), then 75 used
+    # and 25 back every 15 minutes: 30 left after the 02:19 tick, gone 30/300 h later.
+    free = 200 - 45 + 25 - 3 * (75 - 25)
+    assert free == 30
+    assert rolling["exhausts_at"] == isostring(datetime(2026, 8, 25, 2, 19, tzinfo=UTC) + timedelta(hours=free / 300))
+    assert rolling["exhausts_at"] == "2026-08-25T02:25:00Z"
+    assert rolling["outlook"] == "runs_out_before_reset"
 
 
 def test_synthetic_reset_windows_get_a_burn_rate_too() -> None:
@@ -306,7 +322,7 @@ def test_synthetic_reset_windows_get_a_burn_rate_too() -> None:
 
     assert subscription["rate_per_hour"] == 60.0
     # renewsAt 17:04:31.154: 29 + 60/h × 3.0753 h
-    assert subscription["projected_used"] == round(29 + 60 * (3 * 3600 + 4 * 60 + 31.154) / 3600, 4)
+    assert subscription["projected_used"] == round(29 + 60 * (3 * 3600 + 4 * 60 + 31.154) / 3600, 2)
     assert subscription["seconds_until_reset"] == 3 * 3600 + 4 * 60 + 31
 
 

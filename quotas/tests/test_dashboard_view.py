@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from html.parser import HTMLParser
 
 import pytest
@@ -140,21 +141,26 @@ def test_it_loads_the_theme_before_paint_and_vendored_chart_js(providers_configu
     )
 
 
-DASHBOARD_SCRIPTS = ["core", "status", "cards", "chart", "insights", "tables", "dialogs", "main"]
-
-
-def test_it_loads_the_dashboard_scripts_deferred_and_in_order(providers_configured, signed_in: Client) -> None:
+def test_it_loads_one_entry_module_that_imports_every_dashboard_script(providers_configured, signed_in: Client) -> None:
     scripts = [a for a in parse(signed_in.get("/").content.decode()).find("script") if a.get("src")]
-    dashboard = [str(a["src"]) for a in scripts if "/js/dashboard/" in str(a["src"])]
-
-    # Chart.js first, then core.js (it fills window.SynTrack), the feature files, and main.js last.
-    assert dashboard == [f"/static/js/dashboard/{name}.js" for name in DASHBOARD_SCRIPTS]
     srcs = [str(a["src"]) for a in scripts]
-    assert srcs.index("/static/js/vendor/chart.umd.min.js") < srcs.index(dashboard[0])
-    assert all("defer" in a for a in scripts if "/js/dashboard/" in str(a["src"]) or "chart.umd" in str(a["src"]))
-    assert "/static/js/dashboard.js" not in srcs
-    static = settings.BASE_DIR / "static" / "js" / "dashboard"
-    assert sorted(p.stem for p in static.glob("*.js")) == sorted(DASHBOARD_SCRIPTS)
+    modules = [a for a in scripts if a.get("type") == "module"]
+
+    assert [str(a["src"]) for a in modules] == ["/static/js/dashboard/main.js"]
+    # Chart.js is a deferred classic script before it: deferred scripts and modules run in order.
+    chart = srcs.index("/static/js/vendor/chart.umd.min.js")
+    assert chart < srcs.index("/static/js/dashboard/main.js") and "defer" in scripts[chart]
+    # Every file under js/dashboard/ is reached from main.js through imports, none through a global.
+    folder = settings.BASE_DIR / "static" / "js" / "dashboard"
+    reached, todo = set(), ["main.js"]
+    while todo:
+        name = todo.pop()
+        if name not in reached:
+            reached.add(name)
+            text = (folder / name).read_text()
+            assert "window.SynTrack" not in text, name
+            todo += re.findall(r'^import [^;]* from "\./([\w-]+\.js)";$', text, flags=re.M)
+    assert reached == {p.name for p in folder.glob("*.js")}
 
 
 def test_it_has_a_logout_form_and_a_password_dialog(providers_configured, signed_in: Client) -> None:

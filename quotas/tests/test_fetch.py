@@ -164,7 +164,10 @@ def test_403_is_unauthorized(provider: str, upstream) -> None:
 
 @pytest.mark.parametrize(
     ("name", "words"),
-    [("error_unauthorized_in_200", "token expired or incorrect"), ("error_no_coding_plan", "no coding plan")],
+    [
+        ("error_unauthorized_in_200", "token expired or incorrect"),
+        ("error_no_coding_plan", "this key has no GLM Coding Plan"),
+    ],
 )
 def test_zai_errors_inside_http_200_are_unauthorized(name: str, words: str, upstream) -> None:
     upstream.get(ZAI_URL, status=200, body=fixture_bytes(f"zai/{name}.json"))

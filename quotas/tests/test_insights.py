@@ -27,13 +27,21 @@ def poll(provider: str, payload: dict[str, Any], at: datetime) -> PollAttempt:
 
 
 def zai(tokens_used: float, resets_at: datetime, calls: float = 69) -> dict[str, Any]:
-    """The v2 Z.ai payload (pro plan, 80M tokens per 5 h, tools 40/21/8) with the given usage."""
+    """The v2 Z.ai payload (pro plan, 80M tokens per 5 h, tools 40/21/8) with the given usage.
+
+    Other call counts than 69 split as 3/4 search-prime, 1/4 web-reader.
+    """
     payload = fixture_json("zai/v2_weekly_and_level.json")
     tokens_5h = payload["data"]["limits"][0]
     tokens_5h.update(currentValue=tokens_used, nextResetTime=int(resets_at.timestamp() * 1000))
     del tokens_5h["remaining"], tokens_5h["percentage"]
     time_monthly = payload["data"]["limits"][2]
     time_monthly["currentValue"] = calls
+    if calls != 69:
+        time_monthly["usageDetails"] = [
+            {"modelCode": "search-prime", "usage": calls * 0.75},
+            {"modelCode": "web-reader", "usage": calls * 0.25},
+        ]
     del time_monthly["remaining"], time_monthly["percentage"]
     return payload
 
@@ -90,7 +98,8 @@ def test_after_the_first_poll_it_still_says_more_is_coming_next_to_what_it_knows
 
     body = insights("zai", "7d", now=S + MINUTE)
 
-    assert keys(body) == ["getting_started", "plan", "tool_breakdown"]
+    # One reading is a baseline: no tool calls counted yet, so no top tool either.
+    assert keys(body) == ["getting_started", "plan"]
     assert card(body, "getting_started")["value"] == "0 of 2 cycles"
 
 
@@ -114,17 +123,48 @@ def test_synthetic_has_no_plan_card() -> None:
     assert card(insights("synthetic", "7d", now=S), "plan") is None
 
 
-def test_the_tool_breakdown_names_the_top_tool_and_every_share() -> None:
-    poll("zai", fixture_json("zai/v2_weekly_and_level.json"), S)
+def test_the_tool_breakdown_names_the_top_tool_and_every_share_over_the_range() -> None:
+    payload = fixture_json("zai/v2_weekly_and_level.json")
+    # 40/21/8 of 69 calls: only a baseline for what follows
+    poll("zai", payload, S)
+    time_monthly = payload["data"]["limits"][2]
+    time_monthly["currentValue"] = 94
+    del time_monthly["remaining"], time_monthly["percentage"]
+    time_monthly["usageDetails"] = [
+        {"modelCode": "search-prime", "usage": 54},
+        {"modelCode": "web-reader", "usage": 28},
+        {"modelCode": "zread", "usage": 12},
+    ]
+    poll("zai", payload, S + MINUTE)
 
-    assert card(insights("zai", "7d", now=S), "tool_breakdown") == {
+    body = insights("zai", "7d", now=S + MINUTE)
+
+    # 14 + 7 + 4 = 25 calls in the range, as the stat beside it counts them
+    assert card(body, "tool_breakdown") == {
         "key": "tool_breakdown",
-        "title": "Top tool",
+        "title": "Top tool (7d)",
         "value": "search-prime",
-        "sublabel": "58% of 69 calls",
-        "description": "Tool calls this month by tool: search-prime 40 (58%), web-reader 21 (30%), zread 8 (12%).",
+        "sublabel": "56% of 25 calls",
+        "description": "Tool calls in the last 7 days by tool: "
+        "search-prime 14 (56%), web-reader 7 (28%), zread 4 (16%).",
         "severity": "info",
     }
+    # the tokens never moved, so the tool calls are the headline quota
+    assert {"label": "Tool calls (monthly) used (7d)", "value": "25 calls"} in body["stats"]
+
+
+def test_the_tool_calls_stat_and_the_top_tool_agree_whatever_the_range() -> None:
+    # Calls grow by 2 per poll every 30 minutes for 30 hours; 1d holds 48 of the 60 polls.
+    now = zai_cycles([10 * M, 20 * M, 20 * M, 20 * M, 20 * M, 30 * M])
+
+    for range_key in ("1d", "7d", "30d"):
+        body = insights("zai", range_key, now=now)
+        calls = next(s["value"] for s in body["stats"] if s["label"] == f"Tool calls ({range_key})")
+        top = card(body, "tool_breakdown")
+        assert top["title"] == f"Top tool ({range_key})"
+        assert top["sublabel"] == f"75% of {calls} calls"
+        assert card(body, "tokens_per_call")["title"] == f"Tokens per tool call ({range_key})"
+    assert calls == "118"
 
 
 def test_no_tool_breakdown_without_tool_calls() -> None:
@@ -291,10 +331,10 @@ def test_tokens_per_call_compares_the_two_counters_over_the_same_period() -> Non
     # 119M tokens against 118 calls (2 per poll, the first poll is the baseline)
     assert ratio == {
         "key": "tokens_per_call",
-        "title": "Tokens per tool call",
+        "title": "Tokens per tool call (7d)",
         "value": "1M",
         "sublabel": "model tokens per tool call",
-        "description": "119M tokens used alongside 118 calls in the last 30 days: ~1M tokens per tool call. "
+        "description": "119M tokens used alongside 118 calls in the last 7 days: ~1M tokens per tool call. "
         "Tokens and tool calls are separate allowances; this compares the two counters, "
         "it is not what one call costs.",
         "severity": "info",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
 import time
@@ -11,7 +12,7 @@ import pytest
 from django.db import connection, connections
 from django.db.utils import load_backend
 
-from quotas.locking import ADVISORY_KEY, LockHeld, PollLock
+from quotas.locking import ADVISORY_KEY, LockHeld, PollLock, lock_path, poller_holder
 from quotas.tests.helpers import base_env, database_env, processes
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -113,6 +114,91 @@ def test_a_failed_attempt_leaves_nothing_open() -> None:
             waiter.acquire()
         assert waiter._fd is None
         assert waiter._pg is None
+
+
+# poller_holder(): is a poller running?
+
+
+def test_no_holder_while_the_lock_is_free() -> None:
+    assert poller_holder() is None
+    with PollLock("brief", wait=0):
+        pass
+    assert poller_holder() is None
+
+
+def test_the_holder_in_this_process_is_named() -> None:
+    with PollLock("manage.py poll", wait=0):
+        holder = poller_holder()
+    assert holder is not None
+    assert "manage.py poll" in holder
+    assert f"pid {os.getpid()}" in holder
+
+
+def test_a_holder_process_is_named_until_it_dies() -> None:
+    with processes() as start:
+        holder = start_holder(start)
+
+        named = poller_holder()
+        assert named is not None
+        assert "lock-holder" in named
+        assert f"pid {holder.pid}" in named
+        # Asking took nothing from the holder: it still keeps others out.
+        with pytest.raises(LockHeld):
+            PollLock("second", wait=0).acquire()
+
+        holder.kill()
+        assert poller_holder() is None
+
+
+def test_asking_leaves_the_lock_free_for_the_next_poller() -> None:
+    for _ in range(3):
+        assert poller_holder() is None
+    lock = PollLock("poller", wait=0)
+    assert lock.acquire() is True
+    lock.release()
+
+
+@sqlite_only
+def test_on_sqlite_asking_never_creates_the_lock_file() -> None:
+    path = lock_path()
+    path.unlink(missing_ok=True)
+    assert poller_holder() is None
+    assert not path.exists()
+
+
+@sqlite_only
+def test_on_sqlite_concurrent_questions_do_not_see_each_other_as_a_poller() -> None:
+    # Two web workers asking at the same instant share the shared flock.
+    with PollLock("a poller that has gone", wait=0):
+        pass
+    fd = os.open(lock_path(), os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        assert poller_holder() is None
+    finally:
+        os.close(fd)
+
+
+@postgres_only
+def test_on_postgresql_asking_reads_pg_locks_without_locking() -> None:
+    with connection.cursor() as cur:
+        with PollLock("pg poller", wait=0):
+            assert "pg poller" in (poller_holder() or "")
+        assert poller_holder() is None
+        cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+        assert cur.fetchone()[0] == 0
+
+
+@postgres_only
+def test_on_postgresql_a_holder_in_another_database_is_not_a_poller_here() -> None:
+    elsewhere = {**connection.settings_dict, "NAME": "postgres"}
+    other = load_backend(elsewhere["ENGINE"]).DatabaseWrapper(elsewhere, "elsewhere")
+    try:
+        with other.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", [ADVISORY_KEY])
+        assert poller_holder() is None
+    finally:
+        other.close()
 
 
 @sqlite_only

@@ -70,13 +70,14 @@ def test_the_rate_skips_other_cycles_other_units_and_empty_values() -> None:
         (T0 - 40 * MINUTE, 12.0, "percent", 7),
         (T0 - 30 * MINUTE, None, "tokens", 7),
         (T0 - 30 * MINUTE, 40.0, "tokens", 7),
+        (T0 - 20 * MINUTE, 70.0, "tokens", 7),
         (T0, 100.0, "tokens", 7),
     ]
     assert burn_rate(reading(), recent) == (120.0, "recent")
 
 
 def test_without_two_recent_readings_the_rate_is_the_open_cycles_average() -> None:
-    cycle = ResetCycle(started_at=T0 - 2 * 60 * MINUTE, last_reading_at=T0, consumed=300.0)
+    cycle = ResetCycle(started_at=T0 - 2 * 60 * MINUTE, last_reading_at=T0, consumed=300.0, readings_count=3)
 
     assert burn_rate(reading(), [(T0, 100.0, "tokens", 7)], cycle) == (150.0, "cycle")
     # a cycle that has not lasted yet, or no cycle: no rate rather than a division by zero
@@ -92,7 +93,7 @@ def test_rolling_windows_ignore_cycles_and_have_no_cycle_fallback() -> None:
     rolling = reading(kind="rolling", key="rolling_5h", cycle_id=None)
     recent = [(T0 - 30 * MINUTE, 80.0, "tokens", None), (T0, 100.0, "tokens", None)]
 
-    assert burn_rate(rolling, recent) == (40.0, "recent")
+    assert burn_rate(rolling, recent) == (40.0, "insufficient")
     assert burn_rate(rolling, [], ResetCycle(started_at=T0 - MINUTE, last_reading_at=T0, consumed=5.0)) == (None, None)
 
 
@@ -112,7 +113,7 @@ def test_a_reset_time_in_the_past_gives_zero_seconds_and_no_projection() -> None
 def test_a_zero_limit_gives_no_projected_percent_and_no_division_error() -> None:
     numbers = quota_numbers(
         reading(limit=0.0, remaining=0.0, percent=0.0, used=3.0, resets_at=T0 + 60 * MINUTE),
-        [(T0 - 60 * MINUTE, 1.0, "tokens", 7), (T0, 3.0, "tokens", 7)],
+        [(T0 - 60 * MINUTE, 1.0, "tokens", 7), (T0 - 30 * MINUTE, 2.0, "tokens", 7), (T0, 3.0, "tokens", 7)],
         None,
         now=T0,
     )
@@ -151,7 +152,7 @@ def test_a_rolling_window_known_only_by_share_counts_ticks_in_points() -> None:
 
     # 10 % free: 25 % after 8 ticks, 50 % after 20, 100 % after 45, every 201.6 minutes
     assert details["tick_interval_seconds"] == 12096
-    assert details["regen_per_hour"] == round(2 / 3.36, 4)
+    assert details["regen_per_hour"] == round(2 / 3.36, 2)
     assert details["available_again"] == {
         "25": "2026-03-03T12:31:12Z",
         "50": "2026-03-05T04:50:24Z",

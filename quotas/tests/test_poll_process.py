@@ -11,10 +11,21 @@ import signal
 import time
 
 import pytest
+from django.test import Client, override_settings
 
+from quotas import pollnow
 from quotas.locking import PollLock
-from quotas.models import PollAttempt, PollSession
-from quotas.tests.helpers import Process, fake_upstream, manage, poller_env, processes, wait_until
+from quotas.models import PollAttempt, PollRequest, PollSession
+from quotas.tests.helpers import (
+    SYNTHETIC_KEY,
+    ZAI_KEY,
+    Process,
+    fake_upstream,
+    manage,
+    poller_env,
+    processes,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -145,3 +156,40 @@ def test_a_signal_stops_poll_once_waiting_on_a_slow_upstream_within_2_seconds() 
         assert "stopped before Synthetic, Z.ai answered" in once.stdout
     assert not PollAttempt.objects.exists()
     assert not PollSession.objects.exists()
+
+
+# The web side of the test needs the keys the poller has.
+@override_settings(SYNTHETIC_API_KEY=SYNTHETIC_KEY, ZAI_API_KEY=ZAI_KEY)
+def test_a_poll_asked_through_the_api_lands_within_seconds_and_sigterm_still_stops_it_at_once(
+    client: Client, django_user_model
+) -> None:
+    client.force_login(django_user_model.objects.create_user("alice", password="s3cret-passw0rd"))
+    with fake_upstream() as upstream, processes() as start:
+        # An hour between polls: only the request can bring the second one.
+        poller = start(manage("poll", "--interval", "3600"), poller_env(upstream))
+        poller.wait_for_line("polling Synthetic, Z.ai every 3600 s", stream="stdout")
+        wait_until(lambda: PollAttempt.objects.count() == 2, 10, "both providers polled")
+
+        response = client.post("/api/poll?provider=zai")
+        assert response.status_code == 202, response.content
+        asked = time.monotonic()
+        entry = client.get("/api/providers").json()["providers"][1]
+        assert entry["poller_running"] is True
+        assert entry["poll_requested_at"] == response.json()["requested_at"]
+
+        # The first poll started moments ago: the asked one waits out the minimum gap.
+        wait_until(lambda: PollAttempt.objects.filter(provider="zai").count() == 2, 10, "the asked poll")
+        took = time.monotonic() - asked
+        assert took < pollnow.ASKED_MIN_GAP + 2.0
+        wait_until(lambda: not PollRequest.pending(), 2, "the request answered")
+        assert PollAttempt.objects.filter(provider="synthetic").count() == 1
+        assert client.get("/api/providers").json()["providers"][1]["poll_requested_at"] is None
+
+        code, stopped_in = stop(poller, signal.SIGTERM)
+
+        assert code == 0, poller.output
+        assert stopped_in < 2.0
+        assert "Z.ai: polling in" in poller.stderr and "as asked" in poller.stderr, poller.output
+    refused = client.post("/api/poll")
+    assert refused.status_code == 409
+    assert refused.json()["poller_running"] is False

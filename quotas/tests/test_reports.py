@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 
 from conftest import SYNTHETIC_KEY, store_failure, store_quotas
 from quotas import reports
-from quotas.models import PollAttempt, PollSession, ResetCycle
+from quotas.locking import PollLock
+from quotas.models import PollAttempt, PollRequest, PollSession, ResetCycle
 from quotas.providers.base import Quota
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -150,12 +152,15 @@ def test_the_summary_lists_every_quota_with_cycle_figures(django_assert_num_quer
                 "completed_cycles": 2,
                 "avg_consumed_per_cycle": (300.5 + 820.0) / 2,
                 "max_consumed_per_cycle": 820.0,
-                "avg_peak_percent": pytest.approx((40.05 + 82.0) / 2),
+                # 61.025, to 2 decimals (which way the half goes is the float's business)
+                "avg_peak_percent": pytest.approx((40.05 + 82.0) / 2, abs=0.005),
                 "total_consumed": 300.5 + 820.0 + 80.0,
                 "tracking_since": "2026-03-02T12:00:00Z",
             },
         ],
     }
+    share = answer["quotas"][1]["avg_peak_percent"]
+    assert round(share, 2) == share
 
 
 def test_tracking_since_is_the_oldest_reading_or_cycle_not_the_newest() -> None:
@@ -264,12 +269,14 @@ def test_polls_are_listed_newest_first(django_assert_num_queries) -> None:
 def test_providers_show_configuration_and_the_latest_poll(settings, django_assert_num_queries) -> None:
     settings.SYNTHETIC_API_KEY = SYNTHETIC_KEY
     settings.ZAI_API_KEY = ""
+    settings.SYNTRACK_POLL_INTERVAL = 60
     poll(T0, subscription(1))
     failed_poll(T0 + MINUTE)
 
-    # one query per known provider: its latest attempt
-    with django_assert_num_queries(2):
-        answer = reports.providers()
+    # per known provider: its latest attempt, its latest successful one; then
+    # the open sessions and the pending poll requests (PostgreSQL: the lock too)
+    with django_assert_num_queries(2 * 2 + 2 + (connection.vendor == "postgresql")):
+        answer = reports.providers(now=T0 + 2 * MINUTE)
 
     assert answer == {
         "providers": [
@@ -279,10 +286,72 @@ def test_providers_show_configuration_and_the_latest_poll(settings, django_asser
                 "configured": True,
                 "last_poll_at": "2026-03-02T12:01:00Z",
                 "last_status": "unauthorized",
+                "last_success_at": "2026-03-02T12:00:00Z",
+                "interval_seconds": 60,
+                "stale": False,
+                "poller_running": False,
+                "poll_requested_at": None,
             },
-            {"id": "zai", "name": "Z.ai", "configured": False, "last_poll_at": None, "last_status": None},
+            {
+                "id": "zai",
+                "name": "Z.ai",
+                "configured": False,
+                "last_poll_at": None,
+                "last_status": None,
+                "last_success_at": None,
+                "interval_seconds": 60,
+                "stale": True,
+                "poller_running": False,
+                "poll_requested_at": None,
+            },
         ]
     }
+
+
+def test_a_provider_is_stale_once_its_last_success_is_older_than_two_intervals(settings) -> None:
+    settings.SYNTRACK_POLL_INTERVAL = 60
+    poll(T0, subscription(1))
+    failed_poll(T0 + MINUTE)
+    failed_poll(T0 + 2 * MINUTE)
+
+    def synthetic(now: datetime) -> dict:
+        return reports.providers(now=now)["providers"][0]
+
+    assert synthetic(T0 + 2 * MINUTE)["stale"] is False  # exactly two intervals: not yet
+    assert synthetic(T0 + 2 * MINUTE + timedelta(seconds=1))["stale"] is True
+    assert synthetic(T0 + 2 * MINUTE)["last_success_at"] == "2026-03-02T12:00:00Z"
+
+
+def test_the_running_pollers_interval_decides_staleness_and_says_which_providers_it_polls(settings) -> None:
+    settings.SYNTRACK_POLL_INTERVAL = 60
+    poll(T0, subscription(1))
+    poll(T0, provider="zai")
+    PollSession.objects.create(provider="synthetic", interval_seconds=600, started_at=T0)
+    now = T0 + 5 * MINUTE
+
+    # Without a poller the open session is an orphan: the configured interval counts.
+    before = reports.providers(now=now)["providers"]
+    assert [(p["interval_seconds"], p["stale"], p["poller_running"]) for p in before] == [
+        (60, True, False),
+        (60, True, False),
+    ]
+
+    with PollLock("test poller", wait=0):
+        running = reports.providers(now=now)["providers"]
+    # A poller started with --provider synthetic: its session says so.
+    assert [(p["interval_seconds"], p["stale"], p["poller_running"]) for p in running] == [
+        (600, False, True),
+        (60, True, False),
+    ]
+
+
+def test_a_pending_poll_request_is_shown_until_a_poll_answers_it() -> None:
+    poll(T0, subscription(1))
+    PollRequest.ask("synthetic", now=T0 + MINUTE)
+
+    assert [p["poll_requested_at"] for p in reports.providers()["providers"]] == ["2026-03-02T12:01:00Z", None]
+    PollRequest.answered("synthetic", T0 + MINUTE + timedelta(seconds=2))
+    assert [p["poll_requested_at"] for p in reports.providers()["providers"]] == [None, None]
 
 
 @pytest.mark.parametrize("limit", [0, 501])

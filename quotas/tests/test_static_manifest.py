@@ -7,6 +7,8 @@ collectstatic does not produce would only fail in production, with a 500.
 from __future__ import annotations
 
 import io
+import json
+import re
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -15,7 +17,8 @@ from django.test import Client
 
 pytestmark = pytest.mark.django_db
 
-MANIFEST = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
+# What syntrack_site/settings.py names (test_settings swaps in plain storage).
+MANIFEST = {"BACKEND": "syntrack_site.storage.StaticFilesStorage"}
 
 
 @pytest.fixture
@@ -43,3 +46,24 @@ def test_the_dashboard_renders_with_hashed_static_names(collected, providers_con
 
     assert response.status_code == 200
     assert b"chart.umd.min." in response.content
+
+
+def test_the_dashboard_modules_import_each_other_by_hashed_name(collected, providers_configured) -> None:
+    manifest = json.loads((collected / "staticfiles.json").read_text())["paths"]
+    main = (collected / manifest["js/dashboard/main.js"]).read_text()
+    user = get_user_model().objects.create_user("viewer", password="a-long-password")
+    client = Client()
+    client.force_login(user)
+
+    page = client.get("/").content.decode()
+
+    assert f'<script type="module" src="/static/{manifest["js/dashboard/main.js"]}">' in page
+    imported = re.findall(r'from "\./([^"]+)"', main)
+    assert "core.js" not in imported
+    assert f"{manifest['js/dashboard/core.js'].rsplit('/', 1)[1]}" in imported
+    # Every import, in every module, names a file that collectstatic wrote.
+    for name, hashed in manifest.items():
+        if name.startswith("js/dashboard/"):
+            for target in re.findall(r'from "\./([^"]+)"', (collected / hashed).read_text()):
+                assert (collected / hashed).with_name(target).is_file(), (name, target)
+                assert re.search(r"\.[0-9a-f]{12}\.js$", target), (name, target)

@@ -407,8 +407,18 @@ def test_a_key_without_a_coding_plan_says_so() -> None:
     with pytest.raises(PollFailure) as raised:
         parse("error_no_coding_plan")
 
-    assert "no coding plan" in raised.value.message
+    assert raised.value.outcome == UNAUTHORIZED
+    assert raised.value.message.startswith("this key has no GLM Coding Plan")
     assert "code=1113" in raised.value.message
+
+
+def test_the_no_plan_message_is_recognised_under_another_code_too() -> None:
+    # Not a generic "API returned an error": the message names the missing plan.
+    with pytest.raises(PollFailure) as raised:
+        zai.parse({"code": 500, "msg": "当前用户不存在coding plan", "success": False, "data": None})
+
+    assert raised.value.outcome == UNAUTHORIZED
+    assert raised.value.message.startswith("this key has no GLM Coding Plan")
 
 
 @pytest.mark.parametrize(
@@ -514,6 +524,24 @@ def test_the_plan_comes_from_the_level(level: Any, plan: str | None) -> None:
     data["data"]["level"] = level
 
     assert zai.parse(data).plan == plan
+
+
+@pytest.mark.parametrize(
+    ("level", "plan_name", "plan"),
+    [(None, "GLM Coding Pro", "GLM Coding Pro"), ("lite", "GLM Coding Pro", "lite"), ("", "Max", "Max")],
+)
+def test_the_plan_name_stands_in_when_the_level_is_absent(level: str | None, plan_name: str, plan: str) -> None:
+    data = fixture_json("zai/v3_credit_lite.json")
+    data["data"].pop("level")
+    if level is not None:
+        data["data"]["level"] = level
+    data["data"]["planName"] = plan_name
+
+    parsed = zai.parse(data)
+
+    assert parsed.plan == plan
+    # a known key: no drift
+    assert parsed.unknown == []
 
 
 # --- robustness: odd but valid JSON never escapes as anything but PollFailure ---------------------

@@ -14,10 +14,10 @@ from django.core.management.base import CommandError
 from django.db import DatabaseError, close_old_connections, connection
 from django.db.migrations.executor import MigrationExecutor
 
-from quotas import providers
+from quotas import pollnow, providers
 from quotas.locking import LockHeld, PollLock
 from quotas.management.base import OneLineErrorsCommand, usage_error
-from quotas.models import Outcome, PollAttempt, PollSession
+from quotas.models import Outcome, PollAttempt, PollRequest, PollSession
 from quotas.polling import next_delay, prune_raw_bodies, store
 from quotas.providers import Fetched
 from quotas.providers.base import INVALID_RESPONSE, NETWORK_ERROR, PollFailure
@@ -130,6 +130,8 @@ class Command(OneLineErrorsCommand):
                 session.refresh_from_db()  # drop the counts of the rolled-back poll
             failure = PollFailure(INVALID_RESPONSE, f"could not store the response: {type(e).__name__}")
             attempt = store(Fetched(fetched.provider, None, failure, None, fetched.latency_ms), session)
+        # Whatever poll lands next answers a "poll now" request (quotas.pollnow).
+        PollRequest.answered(attempt.provider, attempt.at)
         name = providers.NAMES[fetched.provider]
         latency = f" in {attempt.latency_ms} ms" if attempt.latency_ms is not None else ""
         if attempt.outcome == Outcome.OK:
@@ -173,7 +175,9 @@ class Command(OneLineErrorsCommand):
            result from this thread, one transaction per poll.
         3. Schedule the next poll from when this one started, backing off on
            repeated failures.
-        4. On SIGTERM/SIGINT, stop waiting at once (an in-flight request is
+        4. Every second of waiting, look for "poll now" requests and bring
+           the asked providers' next poll forward (quotas.pollnow).
+        5. On SIGTERM/SIGINT, stop waiting at once (an in-flight request is
            abandoned, not written) and close the sessions.
         """
         closed = PollSession.close_orphans()
@@ -186,6 +190,10 @@ class Command(OneLineErrorsCommand):
         results: queue.Queue[tuple[str, float, Fetched]] = queue.Queue()
         due = dict.fromkeys(chosen, time.monotonic())
         failures = dict.fromkeys(chosen, 0)
+        # The earliest an asked poll of each provider may start.
+        not_before = dict.fromkeys(chosen, time.monotonic())
+        next_check = time.monotonic()
+        check_failed = False
         # provider -> when its fetch started; the start also tells a late
         # answer of an abandoned fetch from the current one.
         in_flight: dict[str, float] = {}
@@ -194,16 +202,19 @@ class Command(OneLineErrorsCommand):
         try:
             while not self.shutdown:
                 now = time.monotonic()
+                if now >= next_check:
+                    check_failed = self.answer_requests(due, not_before, in_flight, now, check_failed)
+                    next_check = now + pollnow.CHECK_EVERY
                 for provider in chosen:
                     if provider not in in_flight and due[provider] <= now:
                         in_flight[provider] = self.start_fetch(provider, results)
                 fetched_items = [
                     self.stalled(p, in_flight.pop(p)) for p in list(in_flight) if self.is_stalled(in_flight[p], now)
                 ]
-                waits = [due[p] - now for p in chosen if p not in in_flight]
+                waits = [due[p] - now for p in chosen if p not in in_flight] + [next_check - now]
                 item = None
                 if not fetched_items:
-                    item = self.wait_for_result(results, timeout=max(min(waits, default=WAIT_SLICE), 0.0))
+                    item = self.wait_for_result(results, timeout=max(min(waits), 0.0))
                     if item is None:
                         continue
                     if in_flight.get(item[0]) != item[1]:
@@ -218,6 +229,7 @@ class Command(OneLineErrorsCommand):
                     failures[provider] = 0 if attempt.outcome == Outcome.OK else failures[provider] + 1
                     retry_after = fetched.failure.retry_after if fetched.failure else None
                     due[provider] = started + next_delay(interval, failures[provider], retry_after)
+                    not_before[provider] = pollnow.not_before(started, retry_after)
                     polls += 1
                 if max_polls and polls >= max_polls:
                     break
@@ -233,6 +245,29 @@ class Command(OneLineErrorsCommand):
             for session in sessions.values():
                 session.close()
             self.stdout.write("poll sessions closed")
+
+    @staticmethod
+    def answer_requests(
+        due: dict[str, float], not_before: dict[str, float], in_flight: dict[str, float], now: float, failed: bool
+    ) -> bool:
+        """Bring forward the polls users asked for; return whether the look failed.
+
+        A database hiccup here must not stop the loop (the next poll's write
+        decides that): it is logged once per run of failures and retried.
+        """
+        try:
+            moved = pollnow.hasten(due, not_before, in_flight, now)
+        except DatabaseError as e:
+            if not failed:
+                logger.warning("cannot read poll-now requests: %s", str(e).strip().splitlines()[0] if str(e) else e)
+            if not connection.in_atomic_block:
+                close_old_connections()  # a broken connection is reopened for the next look
+            return True
+        for provider in moved:
+            wait = due[provider] - now
+            later = f" in {wait:.0f} s" if wait >= 0.5 else ""
+            logger.info("%s: polling%s, as asked", providers.NAMES[provider], later)
+        return False
 
     def start_fetch(self, provider: str, results: queue.Queue) -> float:
         """Fetch ``provider`` in a thread of its own; return when it started."""

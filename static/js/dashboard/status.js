@@ -1,124 +1,131 @@
 /* SynTrack dashboard · status: the header (provider tabs, range buttons, last-updated dot) and the failed-poll / drift banners.
    Every value from the API goes in through textContent or attributes, never innerHTML. */
-(function () {
-  "use strict";
+import { $, NAMES, PROVIDERS, state, zone, zoneLabel, isBoth, viewProviders, el, icon, ms, fmtWhen, fmtSmart, fmtShort, api } from "./core.js";
 
-  var S = window.SynTrack;
-  if (!S || !S.ready) return;
+// ---------------------------------------------------------------- header
+export function renderTabs() {
+  document.querySelectorAll("#provider-tabs [data-provider]").forEach(function (b) {
+    var on = b.dataset.provider === state.provider;
+    b.setAttribute("aria-selected", on ? "true" : "false");
+    b.tabIndex = on ? 0 : -1;
+  });
+  var sub = isBoth() ? "All your providers’ quotas" : NAMES[state.provider] + " quotas";
+  $("page-sub").textContent = sub + ": usage, resets and trends, in " + zone().replace(/_/g, " ") + " time.";
+  $("tz-label").textContent = zoneLabel();
+}
 
-  var NAMES = S.NAMES;
-  var PROVIDERS = S.PROVIDERS;
-  var state = S.state;
-  var zone = S.zone;
-  var zoneLabel = S.zoneLabel;
-  var isBoth = S.isBoth;
-  var viewProviders = S.viewProviders;
-  var $ = S.$;
-  var el = S.el;
-  var icon = S.icon;
-  var fmtWhen = S.fmtWhen;
-  var fmtSmart = S.fmtSmart;
-  var api = S.api;
+export function pressed(groupId, value) {
+  document.querySelectorAll("#" + groupId + " [data-range]").forEach(function (b) {
+    b.setAttribute("aria-pressed", b.dataset.range === value ? "true" : "false");
+  });
+}
 
-  // ---------------------------------------------------------------- header
-  function renderTabs() {
-    document.querySelectorAll("#provider-tabs [data-provider]").forEach(function (b) {
-      var on = b.dataset.provider === state.provider;
-      b.setAttribute("aria-selected", on ? "true" : "false");
-      b.tabIndex = on ? 0 : -1;
-    });
-    var sub = isBoth() ? "All your providers’ quotas" : NAMES[state.provider] + " quotas";
-    $("page-sub").textContent = sub + ": usage, resets and trends, in " + zone().replace(/_/g, " ") + " time.";
-    $("tz-label").textContent = zoneLabel();
+// The header's dot and "Updated" time tell how fresh the data on screen is: the last
+// successful poll of the providers shown (the oldest of them, when both are), not when this
+// browser last fetched. Red when a shown provider's last poll failed, amber when its last
+// success is older than two poll intervals (the server's `stale`), green otherwise.
+function freshness() {
+  var byId = {};
+  (state.providers || []).forEach(function (p) { byId[p.id] = p; });
+  var shown = viewProviders().map(function (pid) { return byId[pid]; }).filter(Boolean);
+  var failed = shown.filter(function (p) { return p.last_status && p.last_status !== "ok"; });
+  var successes = shown.map(function (p) { return ms(p.last_success_at); });
+  var oldest = successes.some(function (t) { return t === null; }) ? null : Math.min.apply(null, successes);
+  var level = failed.length ? "failed" : !shown.length || oldest === null ? "none" : shown.some(function (p) { return p.stale; }) ? "stale" : "ok";
+  return { level: level, failed: failed, oldest: shown.length ? oldest : null, shown: shown };
+}
+
+export function setUpdated(reachable) {
+  var dot = $("status-dot");
+  var label = $("last-updated");
+  if (!reachable) {
+    dot.className = "status-dot stale";
+    dot.dataset.level = "unreachable";
+    label.textContent = state.lastOk ? "Server unreachable since " + fmtWhen(state.lastOk, "time") : "Cannot reach the server";
+    label.title = "Retrying with back-off";
+    return;
   }
-
-  function pressed(groupId, value) {
-    document.querySelectorAll("#" + groupId + " [data-range]").forEach(function (b) {
-      b.setAttribute("aria-pressed", b.dataset.range === value ? "true" : "false");
-    });
+  state.lastOk = Date.now();
+  var f = freshness();
+  var when = f.oldest === null ? null : fmtShort(f.oldest);
+  var text;
+  if (f.level === "failed") {
+    var who = isBoth() && f.failed.length === 1 ? NAMES[f.failed[0].id] + " poll failed" : "Poll failed";
+    text = who + (when ? " · updated " + when : "");
+  } else if (f.level === "stale") {
+    text = "Updated " + when + " · stale";
+  } else if (f.level === "ok") {
+    var sameDay = fmtShort(f.oldest) === fmtWhen(f.oldest, "time");
+    text = "Updated " + (sameDay ? fmtWhen(f.oldest, "seconds") : when);
+  } else {
+    text = "No successful poll yet";
   }
+  dot.className = "status-dot " + f.level;
+  dot.dataset.level = f.level;
+  label.textContent = text;
+  label.title = f.shown.map(function (p) {
+    return NAMES[p.id] + ": last successful poll " + (p.last_success_at ? fmtWhen(p.last_success_at, "datetime") : "never") +
+      (p.last_status && p.last_status !== "ok" ? "; the last one failed (" + (OUTCOME_TEXT[p.last_status] || p.last_status) + ")" : "") +
+      (p.stale && p.last_success_at ? "; older than two poll intervals" : "");
+  }).join(" · ");
+}
 
-  function setUpdated(ok) {
-    var dot = $("status-dot");
-    var label = $("last-updated");
-    if (ok) {
-      state.lastOk = Date.now();
-      dot.className = "status-dot ok";
-      label.textContent = "Updated " + fmtWhen(state.lastOk, "seconds");
-      var captured = viewProviders().map(function (p) {
-        var c = state.current[p];
-        return NAMES[p] + ": " + (c && c.captured_at ? fmtWhen(c.captured_at) : "no data yet");
-      });
-      label.title = "Last poll data — " + captured.join(" · ");
-    } else {
-      dot.className = "status-dot stale";
-      label.textContent = state.lastOk ? "Stale since " + fmtWhen(state.lastOk, "time") : "Cannot reach the server";
-      label.title = "Retrying with back-off";
+// ---------------------------------------------------------------- banners
+export var OUTCOME_TEXT = {
+  ok: "OK",
+  drift: "Schema drift",
+  unauthorized: "Unauthorized",
+  rate_limited: "Rate-limited",
+  server_error: "Server error",
+  network_error: "Network error",
+  invalid_response: "Invalid response"
+};
+export var OUTCOME_HINT = {
+  unauthorized: "Check the API key in the configuration.",
+  rate_limited: "The provider asked SynTrack to slow down; polling backs off by itself.",
+  server_error: "The provider is having trouble; polling retries with back-off.",
+  network_error: "The provider could not be reached; polling retries with back-off.",
+  invalid_response: "The provider answered with something SynTrack cannot read.",
+  drift: "The answer carried no usable quota. Its raw body is kept; `manage.py reparse` rebuilds readings after an update."
+};
+
+export function renderBanners(providerList) {
+  var box = $("banners");
+  box.replaceChildren();
+  var statusById = {};
+  (providerList || []).forEach(function (p) { statusById[p.id] = p; });
+  PROVIDERS.forEach(function (p) {
+    var cur = state.current[p.id];
+    var info = statusById[p.id] || {};
+    var last = cur && cur.last_poll ? cur.last_poll : null;
+    var outcome = last ? last.outcome : info.last_status;
+    var at = last ? last.at : info.last_poll_at;
+    if (outcome && outcome !== "ok") {
+      var text = [el("strong", { text: p.name + ": the last poll failed (" + (OUTCOME_TEXT[outcome] || outcome) + ")" })];
+      text.push(" at " + fmtSmart(at) + ". ");
+      if (last && last.message) text.push(el("span", { className: "sub", text: last.message.replace(/([^.!?])$/, "$1.") + " " }));
+      text.push(OUTCOME_HINT[outcome] || "");
+      if (cur && cur.captured_at) text.push(" Showing the last good readings, from " + fmtSmart(cur.captured_at) + ".");
+      box.appendChild(el("div", { className: "banner banner-error", role: "alert", dataset: { banner: p.id } }, [
+        icon("x-circle"), el("div", { className: "banner-text" }, text)
+      ]));
+    } else if (cur && cur.drift) {
+      box.appendChild(el("div", { className: "banner banner-warning", role: "status", dataset: { banner: p.id } }, [
+        icon("alert"),
+        el("div", { className: "banner-text" }, [
+          el("strong", { text: p.name + ": the answer has changed shape (schema drift). " }),
+          (last && last.message ? last.message + ". " : "") +
+            "Known quotas are still tracked; the raw body is kept for `manage.py reparse`."
+        ])
+      ]));
     }
-  }
+  });
+}
 
-  // ---------------------------------------------------------------- banners
-  var OUTCOME_TEXT = {
-    ok: "OK",
-    drift: "Schema drift",
-    unauthorized: "Unauthorized",
-    rate_limited: "Rate-limited",
-    server_error: "Server error",
-    network_error: "Network error",
-    invalid_response: "Invalid response"
-  };
-  var OUTCOME_HINT = {
-    unauthorized: "Check the API key in the configuration.",
-    rate_limited: "The provider asked SynTrack to slow down; polling backs off by itself.",
-    server_error: "The provider is having trouble; polling retries with back-off.",
-    network_error: "The provider could not be reached; polling retries with back-off.",
-    invalid_response: "The provider answered with something SynTrack cannot read.",
-    drift: "The answer carried no usable quota. Its raw body is kept; `manage.py reparse` rebuilds readings after an update."
-  };
-
-  function renderBanners(providerList) {
-    var box = $("banners");
-    box.replaceChildren();
-    var statusById = {};
-    (providerList || []).forEach(function (p) { statusById[p.id] = p; });
-    PROVIDERS.forEach(function (p) {
-      var cur = state.current[p.id];
-      var info = statusById[p.id] || {};
-      var last = cur && cur.last_poll ? cur.last_poll : null;
-      var outcome = last ? last.outcome : info.last_status;
-      var at = last ? last.at : info.last_poll_at;
-      if (outcome && outcome !== "ok") {
-        var text = [el("strong", { text: p.name + ": the last poll failed (" + (OUTCOME_TEXT[outcome] || outcome) + ")" })];
-        text.push(" at " + fmtSmart(at) + ". ");
-        if (last && last.message) text.push(el("span", { className: "sub", text: last.message + " " }));
-        text.push(OUTCOME_HINT[outcome] || "");
-        if (cur && cur.captured_at) text.push(" Showing the last good readings, from " + fmtSmart(cur.captured_at) + ".");
-        box.appendChild(el("div", { className: "banner banner-error", role: "alert", dataset: { banner: p.id } }, [
-          icon("x-circle"), el("div", { className: "banner-text" }, text)
-        ]));
-      } else if (cur && cur.drift) {
-        box.appendChild(el("div", { className: "banner banner-warning", role: "status", dataset: { banner: p.id } }, [
-          icon("alert"),
-          el("div", { className: "banner-text" }, [
-            el("strong", { text: p.name + ": the answer has changed shape (schema drift). " }),
-            (last && last.message ? last.message + ". " : "") +
-              "Known quotas are still tracked; the raw body is kept for `manage.py reparse`."
-          ])
-        ]));
-      }
-    });
-  }
-
-  function loadProviders() {
-    return api("/api/providers").then(function (d) { renderBanners(d.providers || []); })
-      .catch(function (e) { renderBanners([]); throw e; });
-  }
-
-  S.renderTabs = renderTabs;
-  S.pressed = pressed;
-  S.setUpdated = setUpdated;
-  S.OUTCOME_TEXT = OUTCOME_TEXT;
-  S.OUTCOME_HINT = OUTCOME_HINT;
-  S.renderBanners = renderBanners;
-  S.loadProviders = loadProviders;
-})();
+export function loadProviders() {
+  return api("/api/providers").then(function (d) {
+    state.providers = d.providers || [];
+    renderBanners(state.providers);
+  })
+    .catch(function (e) { renderBanners([]); throw e; });
+}
