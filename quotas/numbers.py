@@ -329,7 +329,8 @@ def _add_tick_details(details: dict[str, Any], reading: QuotaReading, ticks: Tic
     """Tick math of a regenerating window into ``details``.
 
     Adds ``tick_interval_seconds`` (window × tick share), ``regen_per_hour``,
-    ``seconds_until_next_tick`` and ``available_again`` {"25", "50", "100": ISO
+    ``upcoming_tick_at`` and ``seconds_until_next_tick`` (the first tick after
+    ``now``) and ``available_again`` {"25", "50", "100": ISO
     time or None}: when that share of the limit is free again if nothing more
     is used. The k-th tick (k = 1, 2, …) comes at next_tick_at + (k − 1) ×
     interval and restores the tick share. None means the share is free now;
@@ -341,6 +342,8 @@ def _add_tick_details(details: dict[str, Any], reading: QuotaReading, ticks: Tic
     interval_seconds = ticks.interval.total_seconds()
     upcoming = _next_after(ticks.first, ticks.interval, now)
     details["tick_interval_seconds"] = round(interval_seconds)
+    # next_tick_at stays as reported; an old reading's may have passed, this one never has.
+    details["upcoming_tick_at"] = isostring(upcoming)
     details["seconds_until_next_tick"] = _seconds_until(upcoming, now)
     details["regen_per_hour"] = (
         rounding.derived(ticks.per_tick / (interval_seconds / 3600)) if ticks.per_tick is not None else None

@@ -249,4 +249,6 @@ def test_an_old_reading_moves_ticks_that_have_passed_to_the_next_one_after_now()
     assert again["50"] == "2026-03-02T13:50:00Z"
     assert again["100"] == "2026-03-02T16:20:00Z"
     assert numbers["details"]["seconds_until_next_tick"] == 10 * 60
+    assert numbers["details"]["upcoming_tick_at"] == "2026-03-02T12:50:00Z"
+    assert numbers["details"]["next_tick_at"] == "2026-03-02T12:05:00Z"  # as reported
     assert all(at is None or at > isostring(T0 + 40 * MINUTE) for at in again.values())
