@@ -246,10 +246,8 @@ def _project_rolling(reading: QuotaReading, ticks: Ticks, rate: float, left: flo
     """
     start = reading.captured_at
     end = start + ticks.window
-    tick = ticks.first
     # A tick reported at or before the reading has already been applied to it.
-    while tick <= start:
-        tick += ticks.interval
+    tick = _next_after(ticks.first, ticks.interval, start)
     per_tick = ticks.per_tick or 0.0
     free, at = left, start
     while True:
@@ -329,10 +327,11 @@ def _add_tick_details(details: dict[str, Any], reading: QuotaReading, ticks: Tic
     """Tick math of a regenerating window into ``details``.
 
     Adds ``tick_interval_seconds`` (window × tick share), ``regen_per_hour``,
-    ``seconds_until_next_tick`` and ``available_again`` {"25", "50", "100": ISO
+    ``upcoming_tick_at`` and ``seconds_until_next_tick`` (the first tick after
+    ``now``) and ``available_again`` {"25", "50", "100": ISO
     time or None}: when that share of the limit is free again if nothing more
-    is used. The k-th tick (k = 1, 2, …) comes at next_tick_at + (k − 1) ×
-    interval and restores the tick share. None means the share is free now;
+    is used. The k-th tick (k = 1, 2, …) comes at next_tick_at (moved along
+    its schedule past the reading) + (k − 1) × interval and restores the tick share. None means the share is free now;
     never while ``limited``, when such a share is promised at the next tick.
     A time already past ``now`` (an old reading: the poller stopped, or the
     tick came since) moves to the next tick after ``now``: the reading cannot
@@ -341,6 +340,8 @@ def _add_tick_details(details: dict[str, Any], reading: QuotaReading, ticks: Tic
     interval_seconds = ticks.interval.total_seconds()
     upcoming = _next_after(ticks.first, ticks.interval, now)
     details["tick_interval_seconds"] = round(interval_seconds)
+    # next_tick_at stays as reported; an old reading's may have passed, this one never has.
+    details["upcoming_tick_at"] = isostring(upcoming)
     details["seconds_until_next_tick"] = _seconds_until(upcoming, now)
     details["regen_per_hour"] = (
         rounding.derived(ticks.per_tick / (interval_seconds / 3600)) if ticks.per_tick is not None else None
@@ -356,6 +357,8 @@ def _add_tick_details(details: dict[str, Any], reading: QuotaReading, ticks: Tic
         details["available_again"] = None
         return
     limited = details.get("limited") is True
+    # The reading's own next tick: a reported one at or before the reading has already counted.
+    first = _next_after(ticks.first, ticks.interval, reading.captured_at)
     available: dict[str, str | None] = {}
     for share in AVAILABLE_SHARES:
         missing = share - free_share
@@ -363,7 +366,7 @@ def _add_tick_details(details: dict[str, Any], reading: QuotaReading, ticks: Tic
             available[str(share)] = None
             continue
         ticks_needed = max(math.ceil(missing / ticks.tick_percent - EPSILON), 1)
-        at = ticks.first + (ticks_needed - 1) * ticks.interval
+        at = first + (ticks_needed - 1) * ticks.interval
         available[str(share)] = isostring(at if at > now else upcoming)
     details["available_again"] = available
 

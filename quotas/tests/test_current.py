@@ -248,6 +248,7 @@ def test_rolling_windows_say_when_shares_are_available_again() -> None:
         "regen_amount": 25.0,
         # 5 h × 5 %
         "tick_interval_seconds": 900,
+        "upcoming_tick_at": "2026-08-25T01:19:00Z",
         "seconds_until_next_tick": 540,
         "regen_per_hour": 100.0,
         # 72.8 % free: 27.2 points missing for 100 % = 6 ticks of 5 %

@@ -249,4 +249,17 @@ def test_an_old_reading_moves_ticks_that_have_passed_to_the_next_one_after_now()
     assert again["50"] == "2026-03-02T13:50:00Z"
     assert again["100"] == "2026-03-02T16:20:00Z"
     assert numbers["details"]["seconds_until_next_tick"] == 10 * 60
+    assert numbers["details"]["upcoming_tick_at"] == "2026-03-02T12:50:00Z"
+    assert numbers["details"]["next_tick_at"] == "2026-03-02T12:05:00Z"  # as reported
     assert all(at is None or at > isostring(T0 + 40 * MINUTE) for at in again.values())
+
+
+def test_a_tick_time_reported_long_before_the_reading_follows_its_schedule() -> None:
+    # A stale next_tick_at (three days before the reading, on the same 15-minute schedule)
+    # projects exactly like the fresh 12:05 one.
+    recent = steps((-30, 370.0), (-15, 385.0), (0, 400.0), unit="requests")
+    fresh = quota_numbers(rolling_5h(100.0), recent, None, T0)
+    stale = quota_numbers(rolling_5h(100.0, next_tick_at="2026-02-27T12:05:00Z"), recent, None, T0)
+
+    assert stale["exhausts_at"] == fresh["exhausts_at"] == "2026-03-02T13:33:45Z"
+    assert stale["details"]["available_again"] == fresh["details"]["available_again"]
