@@ -58,7 +58,9 @@ class PollerState:
     def polls(self, provider: str) -> bool:
         """The running poller polls ``provider``: a loop poller opens a session for each
         provider it polls; ``--once`` opens none and polls every configured one."""
-        return self.running and (not self.intervals or provider in self.intervals)
+        if not self.running:
+            return False
+        return provider in self.intervals if self.intervals else provider in providers.configured()
 
     def interval(self, provider: str) -> int:
         """The running poller's interval for ``provider``, else the configured one."""
