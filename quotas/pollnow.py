@@ -11,6 +11,10 @@ whether the provider recovered) but never starts within ``ASKED_MIN_GAP``
 seconds of the provider's previous poll, nor before a ``Retry-After`` the
 provider asked for: a button pressed again and again must not hammer, or
 prolong a rate limit of, the upstream API.
+
+Request and poll times come from the web and poller processes' clocks, which
+are assumed to agree (one host, or NTP): a poll answers the requests made
+before it landed.
 """
 
 from __future__ import annotations
