@@ -58,6 +58,26 @@ def providers_configured(settings):
     return settings
 
 
+API_PASSWORD = "s3cret-passw0rd"
+
+
+@pytest.fixture
+def api_user(db):
+    """The dashboard user ``alice`` (password ``API_PASSWORD``), with no Basic Auth verdict remembered."""
+    from accounts.auth import basic_cache
+    from accounts.models import User
+
+    basic_cache.clear()
+    return User.objects.create_user("alice", password=API_PASSWORD)
+
+
+@pytest.fixture
+def api(client, api_user, providers_configured):
+    """A client signed in as ``api_user``, both providers configured."""
+    client.force_login(api_user)
+    return client
+
+
 @pytest.fixture
 def upstream():
     """`responses` mocking lib.http; unmatched requests fail the test."""

@@ -14,11 +14,12 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.db.backends.utils import CursorWrapper
 
 logger = logging.getLogger("syntrack.poll")
@@ -47,6 +48,7 @@ class PollLock:
         self.wait = WAIT_SECONDS if wait is None else wait
         self._fd: int | None = None
         self._pg = None
+        self._pg_held = False
 
     def __enter__(self) -> PollLock:
         self.acquire()
@@ -109,6 +111,7 @@ class PollLock:
         with self._pg.cursor() as cur:
             cur.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_KEY])
             if cur.fetchone()[0]:
+                self._pg_held = True
                 return None
             return _postgres_holder(cur) or "a process of another client"
 
@@ -117,6 +120,13 @@ class PollLock:
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
         if self._pg is not None:
+            if self._pg_held:
+                # The server frees a closed session's locks a moment later;
+                # unlocking first makes the lock free when release() returns,
+                # so poller_holder() is truthful at once.
+                with suppress(DatabaseError), self._pg.cursor() as cur:
+                    cur.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_KEY])
+                self._pg_held = False
             self._pg.close()  # ends the session, and with it the advisory lock
             self._pg = None
 

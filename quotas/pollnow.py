@@ -11,6 +11,10 @@ whether the provider recovered) but never starts within ``ASKED_MIN_GAP``
 seconds of the provider's previous poll, nor before a ``Retry-After`` the
 provider asked for: a button pressed again and again must not hammer, or
 prolong a rate limit of, the upstream API.
+
+Request and poll times come from the web and poller processes' clocks, which
+are assumed to agree (one host, or NTP): a poll answers the requests made
+before it landed.
 """
 
 from __future__ import annotations
@@ -58,7 +62,9 @@ class PollerState:
     def polls(self, provider: str) -> bool:
         """The running poller polls ``provider``: a loop poller opens a session for each
         provider it polls; ``--once`` opens none and polls every configured one."""
-        return self.running and (not self.intervals or provider in self.intervals)
+        if not self.running:
+            return False
+        return provider in self.intervals if self.intervals else provider in providers.configured()
 
     def interval(self, provider: str) -> int:
         """The running poller's interval for ``provider``, else the configured one."""

@@ -11,33 +11,16 @@ import pytest
 import time_machine
 from django.test import Client
 
-from accounts.auth import basic_cache
 from accounts.models import User
+from conftest import API_PASSWORD
 from quotas.locking import PollLock
 from quotas.models import PollRequest, PollSession
 
 pytestmark = pytest.mark.django_db
 
-PASSWORD = "s3cret-passw0rd"
 CSRF_SECRET = "a" * 32
 T0 = datetime(2026, 5, 4, 9, 30, 15, 400000, tzinfo=UTC)
 NO_POLLER = "no poller is running: start it with `manage.py poll` (make run starts it)"
-
-
-@pytest.fixture(autouse=True)
-def fresh_basic_cache() -> None:
-    basic_cache.clear()
-
-
-@pytest.fixture
-def user() -> User:
-    return User.objects.create_user("alice", password=PASSWORD)
-
-
-@pytest.fixture
-def api(client: Client, user: User, providers_configured) -> Client:
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
@@ -179,8 +162,8 @@ def test_a_provider_without_a_key_is_a_400(api: Client, poller: PollLock, settin
     assert response.json() == {"error": "Z.ai is not configured: set ZAI_API_KEY"}
 
 
-def test_no_configured_provider_is_a_400(client: Client, user: User, poller: PollLock) -> None:
-    client.force_login(user)
+def test_no_configured_provider_is_a_400(client: Client, api_user: User, poller: PollLock) -> None:
+    client.force_login(api_user)
     response = post(client)
     assert response.status_code == 400
     assert response.json() == {"error": "no provider is configured (SYNTHETIC_API_KEY, ZAI_API_KEY)"}
@@ -194,16 +177,16 @@ def test_other_methods_are_a_json_405(api: Client, method: str) -> None:
     assert response.json() == {"error": f"method {method.upper()} not allowed"}
 
 
-def test_it_needs_authentication(client: Client, providers_configured, poller: PollLock) -> None:
+def test_it_needs_authentication(client: Client, api_user: User, providers_configured, poller: PollLock) -> None:
     response = post(client)
     assert response.status_code == 401
     assert response.json() == {"error": "authentication required"}
     assert not PollRequest.objects.exists()
 
 
-def test_a_session_needs_the_csrf_token(user: User, providers_configured, poller: PollLock) -> None:
+def test_a_session_needs_the_csrf_token(api_user: User, providers_configured, poller: PollLock) -> None:
     client = Client(enforce_csrf_checks=True)
-    client.force_login(user)
+    client.force_login(api_user)
 
     refused = post(client)
     assert refused.status_code == 403
@@ -214,8 +197,8 @@ def test_a_session_needs_the_csrf_token(user: User, providers_configured, poller
     assert post(client, HTTP_X_CSRFTOKEN=CSRF_SECRET).status_code == 202
 
 
-def test_basic_auth_needs_no_csrf_token(user: User, providers_configured, poller: PollLock) -> None:
-    credentials = base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
+def test_basic_auth_needs_no_csrf_token(api_user: User, providers_configured, poller: PollLock) -> None:
+    credentials = base64.b64encode(f"alice:{API_PASSWORD}".encode()).decode()
     client = Client(enforce_csrf_checks=True)
     response = post(client, HTTP_AUTHORIZATION=f"Basic {credentials}")
     assert response.status_code == 202

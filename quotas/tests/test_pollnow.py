@@ -185,7 +185,9 @@ def test_poller_state_reads_the_lock_and_the_sessions(settings) -> None:
     assert (state.polls("zai"), state.polls("synthetic")) == (True, False)
     assert (state.interval("zai"), state.interval("synthetic")) == (300, 60)
 
-    PollSession.objects.all().delete()  # `--once` opens no session: it polls everything
+    # `--once` opens no session: it polls every configured provider.
+    PollSession.objects.all().delete()
+    settings.ZAI_API_KEY = "zai-key-0123456789"
     with PollLock("manage.py poll", wait=0):
         once = pollnow.poller_state()
-    assert (once.polls("zai"), once.polls("synthetic")) == (True, True)
+    assert (once.polls("zai"), once.polls("synthetic")) == (True, False)
