@@ -22,11 +22,14 @@ def bootstrap_after_migrate(sender: AppConfig, using: str = "default", verbosity
     """After every ``migrate``: make sure the first dashboard user exists (product.md §2)."""
     from django.conf import settings
 
-    from accounts.bootstrap import ensure_admin_user
+    from accounts.bootstrap import ensure_admin_user, generated_password_notice
 
     if using != "default":
         return
     result = ensure_admin_user()
-    if verbosity and result != "unchanged":
-        stdout = kwargs.get("stdout") or sys.stdout
-        stdout.write(f"Admin user {settings.SYNTRACK_ADMIN_USER!r}: {result}\n")
+    stdout = kwargs.get("stdout") or sys.stdout
+    if result.generated:
+        # Whatever the verbosity: this is the only time the password exists in clear.
+        stdout.write(generated_password_notice(settings.SYNTRACK_ADMIN_USER, result.generated))
+    elif verbosity and result.action != "unchanged":
+        stdout.write(f"Admin user {settings.SYNTRACK_ADMIN_USER!r}: {result.action}\n")

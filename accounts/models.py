@@ -1,21 +1,41 @@
-"""SynTrack's users: Django's, plus where the current password came from."""
+"""SynTrack's users: Django's, plus where the current password came from and whether it is a default."""
 
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.db import models
+
+from accounts.passwords import is_placeholder
+
+
+class UserManager(DjangoUserManager):
+    def _create_user_object(self, username: str, email: str | None, password: str | None, **extra_fields: object):
+        # create_user() and createsuperuser hash here, without set_password():
+        # the flag must follow the password all the same.
+        user = super()._create_user_object(username, email, password, **extra_fields)
+        user.password_is_default = is_placeholder(password)
+        return user
 
 
 class User(AbstractUser):
-    # True while the password is the one SYNTRACK_ADMIN_PASS set. Any change
+    # True while the password is the one the admin bootstrap set: from
+    # SYNTRACK_ADMIN_PASS, or generated because that was empty. Any change
     # made inside the product (dashboard, API, `manage.py changepassword`)
     # goes through set_password() and clears it: from then on the database
     # wins and .env is never applied again.
     password_from_env = models.BooleanField(default=False, editable=False)
+    # Whether the password is a published or guessable one (accounts.passwords),
+    # decided when it is set: the warning, the banner and `serve` read this flag
+    # instead of hashing candidates at every command start.
+    password_is_default = models.BooleanField(default=False, editable=False)
+
+    objects = UserManager()
 
     def set_password(self, raw_password: str | None) -> None:
         super().set_password(raw_password)
         self.password_from_env = False
+        self.password_is_default = is_placeholder(raw_password)
 
 
 class LoginThrottle(models.Model):

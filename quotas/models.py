@@ -11,6 +11,7 @@ from django.utils import timezone
 
 # The adapters cut what they hand over to these sizes.
 from quotas.providers.base import MAX_KEY, MAX_LABEL, MAX_MESSAGE, MAX_PLAN, MAX_UNIT
+from quotas.readable import readable
 
 
 class Provider(models.TextChoices):
@@ -55,7 +56,8 @@ class Snapshot(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_provider_display()} at {self.captured_at:%Y-%m-%d %H:%M:%S}"
+        # In the active zone, as every name below: the admin titles its pages with them (quotas.middleware).
+        return f"{self.get_provider_display()} at {timezone.localtime(self.captured_at):%Y-%m-%d %H:%M:%S}"
 
     @staticmethod
     def compress(body: bytes | None) -> bytes | None:
@@ -97,7 +99,8 @@ class QuotaReading(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.provider}/{self.key} {self.used}/{self.limit} at {self.captured_at:%Y-%m-%d %H:%M:%S}"
+        amounts = f"{readable(self.used, self.unit)}/{readable(self.limit, self.unit)}"
+        return f"{self.provider}/{self.key} {amounts} at {timezone.localtime(self.captured_at):%Y-%m-%d %H:%M:%S}"
 
     @property
     def level(self) -> float | None:
@@ -149,7 +152,7 @@ class ResetCycle(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.provider}/{self.quota} from {self.started_at:%Y-%m-%d %H:%M}"
+        return f"{self.provider}/{self.quota} from {timezone.localtime(self.started_at):%Y-%m-%d %H:%M}"
 
     @property
     def active(self) -> bool:
@@ -177,7 +180,7 @@ class PollSession(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.provider} session from {self.started_at:%Y-%m-%d %H:%M}"
+        return f"{self.provider} session from {timezone.localtime(self.started_at):%Y-%m-%d %H:%M}"
 
     @property
     def active(self) -> bool:
@@ -238,7 +241,7 @@ class PollAttempt(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.provider} {self.outcome} at {self.at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.provider} {self.outcome} at {timezone.localtime(self.at):%Y-%m-%d %H:%M:%S}"
 
 
 class PollRequest(models.Model):

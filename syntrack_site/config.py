@@ -7,10 +7,13 @@ showing a traceback (product.md §3).
 
 from __future__ import annotations
 
+import difflib
 import errno
 import os
+import re
 import secrets
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -42,6 +45,13 @@ VARIABLES = (
     "SYNTRACK_TRUSTED_PROXIES",
     "SYNTRACK_RAW_RETENTION_DAYS",
 )
+# Read by the development tools (CI, screenshot refresh), not by SynTrack: never "unknown".
+TOOL_VARIABLES = ("SYNTRACK_REQUIRE_POSTGRES", "SYNTRACK_UPDATE_DOC_SCREENSHOTS")
+# A name that, when unknown, is probably meant for SynTrack (in the environment: SYNTRACK_ only,
+# as other tools may well own SYNTHETIC_* or ZAI_* names there).
+OUR_PREFIXES = ("SYNTRACK_", "SYNTHETIC_", "ZAI_")
+# django-environ's line syntax: NAME=value, optionally after "export ".
+ENV_FILE_LINE = re.compile(r"\A\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
 # django-environ's schemes for the two databases SynTrack supports.
 DATABASE_SCHEMES = {"postgres", "postgresql", "pgsql", "psql", "sqlite"}
 LOG_LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "warning": "WARNING", "error": "ERROR"}
@@ -230,3 +240,38 @@ def _read_key(key_file: Path) -> str | None:
         return None
     key = key_file.read_text().strip()
     return key if len(key) >= 32 else None
+
+
+def env_file_names(env_file: Path | None) -> list[str]:
+    """The variable names a ``.env`` file sets, in file order; none when it is missing or unreadable."""
+    if env_file is None:
+        return []
+    try:
+        text = env_file.read_text(errors="replace")
+    except OSError:
+        return []
+    return [m.group(1) for line in text.splitlines() if (m := ENV_FILE_LINE.match(line))]
+
+
+def unknown_variables(environ: Mapping[str, str], env_file: Path | None) -> list[tuple[str, str, str | None]]:
+    """``(name, where, closest known name or None)`` for each variable SynTrack ignores but was probably meant for it.
+
+    From ``.env``, every unknown name with a SynTrack prefix or close to a
+    known one (the file is SynTrack's own); from the environment, unknown
+    ``SYNTRACK_*`` names. A name found in both is reported as from ``.env``:
+    reading the file copied it into the environment.
+    """
+    known = set(VARIABLES) | set(TOOL_VARIABLES)
+    found: dict[str, str] = {}
+    for name in env_file_names(env_file):
+        if name not in known and (name.startswith(OUR_PREFIXES) or _closest(name)):
+            found.setdefault(name, ".env")
+    for name in sorted(environ):
+        if name.startswith("SYNTRACK_") and name not in known:
+            found.setdefault(name, "the environment")
+    return [(name, where, _closest(name)) for name, where in found.items()]
+
+
+def _closest(name: str) -> str | None:
+    matches = difflib.get_close_matches(name.upper(), VARIABLES, n=1, cutoff=0.75)
+    return matches[0] if matches else None

@@ -8,7 +8,9 @@ from syntrack_site.config import LOG_LEVELS, Config, load_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-cfg = Config(BASE_DIR / ".env")
+# Kept for the unknown-variable check (syntrack_site.checks), which also names typos in the file.
+SYNTRACK_ENV_FILE = BASE_DIR / ".env"
+cfg = Config(SYNTRACK_ENV_FILE)
 
 SYNTRACK_DB_PATH = cfg.sqlite_path()
 SECRET_KEY = load_secret_key(cfg, SYNTRACK_DB_PATH.parent)
@@ -24,8 +26,10 @@ ZAI_BASE_URL = cfg.url("ZAI_BASE_URL", "https://api.z.ai/api")
 
 SYNTRACK_POLL_INTERVAL = cfg.integer("SYNTRACK_POLL_INTERVAL", 60, 10, 3600)
 SYNTRACK_ADMIN_USER = cfg.string("SYNTRACK_ADMIN_USER", "admin")
-SYNTRACK_ADMIN_PASS = cfg.string("SYNTRACK_ADMIN_PASS", "changeme")
-SYNTRACK_HOST = cfg.string("SYNTRACK_HOST", "0.0.0.0")
+# Empty: the admin bootstrap generates a password and prints it once (accounts.bootstrap).
+SYNTRACK_ADMIN_PASS = cfg.string("SYNTRACK_ADMIN_PASS", "")
+# Loopback unless asked: `serve` refuses any other address while a password is a default one.
+SYNTRACK_HOST = cfg.string("SYNTRACK_HOST", "127.0.0.1")
 SYNTRACK_PORT = cfg.integer("SYNTRACK_PORT", 9211, 1, 65535)
 SYNTRACK_TRUSTED_PROXIES = cfg.items("SYNTRACK_TRUSTED_PROXIES", [])
 # 0 keeps raw upstream bodies forever.
@@ -36,6 +40,8 @@ DATABASES = {"default": cfg.database(SYNTRACK_DB_PATH)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 INSTALLED_APPS = [
+    # First, so that its `changepassword` (defaulting to SYNTRACK_ADMIN_USER) wins over Django's.
+    "accounts",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -43,7 +49,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
-    "accounts",
     "quotas",
 ]
 
@@ -56,6 +61,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "quotas.middleware.AdminTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -82,6 +88,7 @@ TEMPLATES = [
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+    {"NAME": "accounts.passwords.PlaceholderPasswordValidator"},
 ]
 
 LANGUAGE_CODE = "en-us"

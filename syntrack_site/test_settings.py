@@ -25,12 +25,16 @@ if not os.environ["SECRET_KEY"]:
 for _name in ("SYNTHETIC_API_KEY", "ZAI_API_KEY"):
     os.environ[_name] = ""
 os.environ["SYNTRACK_ADMIN_USER"] = "admin"
+# A default password on purpose: the warning, the banner and the refusal to
+# serve beyond loopback stay exercised. Tests of the generated password set it empty.
 os.environ["SYNTRACK_ADMIN_PASS"] = "changeme"
 
 from syntrack_site.settings import *  # noqa: E402, F403
 from syntrack_site.settings import DATABASES  # noqa: E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# A developer's .env is not the tests' business, its typos included (syntrack_site.checks).
+SYNTRACK_ENV_FILE = None
 
 # A file, not ":memory:", so the poller subprocesses of the tests can open it.
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):

@@ -1,6 +1,8 @@
 """SynTrack's URLs: the dashboard, login/logout, the JSON API (product.md §8) and the admin."""
 
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponseRedirect
+from django.templatetags.static import static
 from django.urls import path
 
 from accounts import views as accounts_views
@@ -15,8 +17,18 @@ admin.site.index_title = "Quota data"
 handler404 = "syntrack_site.errors.not_found"
 handler500 = "syntrack_site.errors.server_error"
 
+
+def favicon(request: HttpRequest) -> HttpResponseRedirect:
+    """/favicon.ico, which browsers ask for on pages that name no icon (the JSON API, error pages).
+
+    A temporary redirect: the target's name carries a content hash that changes with the icon.
+    """
+    return HttpResponseRedirect(static("img/favicon.svg"))
+
+
 urlpatterns = [
     path("", quotas_views.dashboard, name="dashboard"),
+    path("favicon.ico", favicon, name="favicon"),
     path("login/", accounts_views.login, name="login"),
     path("logout/", accounts_views.logout, name="logout"),
     # Before the admin's own URLs: its login page shares the login throttle.

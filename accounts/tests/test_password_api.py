@@ -9,13 +9,15 @@ import pytest
 from django.test import Client, RequestFactory
 
 from accounts.auth import basic_cache
-from accounts.bootstrap import DEFAULT_PASSWORD, ensure_admin_user
+from accounts.bootstrap import ensure_admin_user
 from accounts.context_processors import default_password_warning
 from accounts.models import LoginThrottle, User
 
 pytestmark = pytest.mark.django_db
 
 PASSWORD = "s3cret-passw0rd"
+# SYNTRACK_ADMIN_PASS in the test settings: a default password, on purpose.
+ADMIN_PASSWORD = "changeme"
 NEW_PASSWORD = "n3w-passw0rd!"
 CSRF_SECRET = "a" * 32
 
@@ -68,11 +70,11 @@ def test_it_marks_the_password_as_changed_in_the_product(client: Client) -> None
     admin = User.objects.get(username="admin")
     assert admin.password_from_env
     client.force_login(admin)
-    response = change(client, {"current_password": DEFAULT_PASSWORD, "new_password": NEW_PASSWORD})
+    response = change(client, {"current_password": ADMIN_PASSWORD, "new_password": NEW_PASSWORD})
     assert response.status_code == 204
     admin.refresh_from_db()
     assert not admin.password_from_env
-    assert ensure_admin_user() == "unchanged"  # .env is never applied again
+    assert ensure_admin_user().action == "unchanged"  # .env is never applied again
     admin.refresh_from_db()
     assert admin.check_password(NEW_PASSWORD)
 
@@ -178,13 +180,13 @@ def context_for(user: User | None) -> dict:
     return default_password_warning(request)
 
 
-def test_the_warning_shows_while_the_admin_password_is_changeme(client: Client) -> None:
+def test_the_warning_shows_while_the_admin_password_is_a_default(client: Client) -> None:
     ensure_admin_user()
     admin = User.objects.get(username="admin")
     assert context_for(admin) == {"default_password_warning": True}
     assert context_for(None) == {"default_password_warning": False}  # strangers are not told
     client.force_login(admin)
-    assert change(client, {"current_password": DEFAULT_PASSWORD, "new_password": NEW_PASSWORD}).status_code == 204
+    assert change(client, {"current_password": ADMIN_PASSWORD, "new_password": NEW_PASSWORD}).status_code == 204
     assert context_for(admin) == {"default_password_warning": False}
 
 

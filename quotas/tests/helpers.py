@@ -77,8 +77,13 @@ def poller_env(upstream: FakeUpstream | None = None, **overrides: str) -> dict[s
 
 
 def run_manage(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return run_python("manage.py", *args, env=env, timeout=timeout)
+
+
+def run_python(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """This Python in the project directory, e.g. ``run_python("-c", "import syntrack_site.wsgi", env=…)``."""
     return subprocess.run(
-        [sys.executable, "manage.py", *args],
+        [sys.executable, *args],
         cwd=PROJECT,
         env=env,
         capture_output=True,

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import subprocess
-import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +14,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from quotas.tests.helpers import PROJECT, base_env, run_manage
+from quotas.tests.helpers import PROJECT, base_env, run_manage, run_python
 from syntrack_site import config
 from syntrack_site.config import Config, ConfigError, load_secret_key, sqlite_database
 
@@ -344,14 +342,7 @@ def test_good_settings_pass_the_check(clean_env: dict[str, str]) -> None:
 def test_the_wsgi_entry_point_stops_with_one_line_on_a_bad_setting(clean_env: dict[str, str]) -> None:
     clean_env["SYNTRACK_DEBUG"] = "maybe"
 
-    result = subprocess.run(
-        [sys.executable, "-c", "import syntrack_site.wsgi"],
-        cwd=PROJECT,
-        env=clean_env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = run_python("-c", "import syntrack_site.wsgi", env=clean_env)
 
     assert result.returncode == 4
     assert result.stderr.splitlines() == [
