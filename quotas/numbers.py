@@ -39,12 +39,13 @@ EPSILON = 1e-9
 # exhausts_at, the runs_out_before_reset outlook): at least MIN_READINGS
 # readings spanning at least MIN_SPAN. Two readings a minute apart are one
 # step, often a single request; extrapolated over hours it alarms for nothing.
-# Three readings are two steps, and ten minutes is ten polls at the default
-# interval (sixty at the fastest) yet short enough that a busy session gets
-# its projection soon. With hourly polls the recent hour never holds three
-# readings, so the open cycle (same minimum) carries the projection instead.
+# Three readings are two steps, and five minutes is six polls at the default
+# interval (thirty-one at the fastest): several requests' worth of pace, yet
+# soon enough that a session burning its quota hears it within minutes. With
+# hourly polls the recent hour never holds three readings, so the open cycle
+# (same minimum) carries the projection instead.
 MIN_READINGS = 3
-MIN_SPAN = timedelta(minutes=10)
+MIN_SPAN = timedelta(minutes=5)
 # What a rate rests on: enough evidence to project, or only enough to show.
 SUFFICIENT_BASES = ("recent", "cycle")
 

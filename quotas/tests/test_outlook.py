@@ -120,15 +120,15 @@ def test_two_readings_a_minute_apart_show_a_rate_but_project_nothing() -> None:
     ("minutes", "basis"),
     [
         # enough readings, too short a span
-        ((-9, -5, 0), "insufficient"),
+        ((-4, -2, 0), "insufficient"),
         # enough span, too few readings
         ((-30, 0), "insufficient"),
         # both minimums exactly met
-        ((-10, -5, 0), "recent"),
+        ((-5, -3, 0), "recent"),
     ],
 )
-def test_a_projection_needs_three_readings_over_ten_minutes(minutes: tuple[int, ...], basis: str) -> None:
-    assert (MIN_READINGS, MIN_SPAN) == (3, 10 * MINUTE)
+def test_a_projection_needs_three_readings_over_five_minutes(minutes: tuple[int, ...], basis: str) -> None:
+    assert (MIN_READINGS, MIN_SPAN) == (3, 5 * MINUTE)
     recent = steps(*((m, 100.0 + 300 * i) for i, m in enumerate(minutes)))
     used = recent[-1][1]
 
