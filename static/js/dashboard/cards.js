@@ -103,15 +103,20 @@ export function quotaCard(pid, q) {
 
   var stats = [];
   var rate = isNum(q.rate_per_hour) ? amount(q.rate_per_hour, q.unit) + "/h" : "—";
-  stats.push(stat("Burn rate", rate, isNum(q.rate_per_hour) ? null : { title: "Needs two readings in this cycle" }));
+  // A rate from too few readings is shown, but nothing is projected from it (numbers.MIN_READINGS/MIN_SPAN).
+  var early = q.rate_basis === "insufficient";
+  stats.push(stat("Burn rate", rate, isNum(q.rate_per_hour)
+    ? (early ? { title: "Early estimate: projections start after 3 readings over 5 minutes" } : null)
+    : { title: "Needs two readings in this cycle" }));
   if (rolling) {
     stats.push(stat("Remaining", amount(q.remaining, q.unit)));
     var restore = isNum(d.regen_amount) ? "+" + amount(d.regen_amount, q.unit) : isNum(d.tick_percent) ? "+" + fmtNum(d.tick_percent, 1) + "%" : null;
-    var tickAt = d.next_tick_at || q.resets_at;
+    // upcoming_tick_at: the reported next tick of an old reading may have passed.
+    var tickAt = d.upcoming_tick_at || d.next_tick_at || q.resets_at;
     stats.push(stat("Next tick", restore && tickAt ? [restore + " in ", live(tickAt)] : tickAt ? [live(tickAt)] : "—"));
     var again = d.available_again || null;
     var half = again ? again["50"] : undefined;
-    stats.push(stat("50% free again", half === null ? "now" : half ? fmtSmart(half) : "—"));
+    stats.push(stat("50% free again", half === null ? "already free" : half ? fmtSmart(half) : "—"));
   } else {
     stats.push(stat("Remaining", amount(q.remaining, q.unit)));
     var proj = isNum(q.projected_used) ? amount(q.projected_used, q.unit) : null;
@@ -124,7 +129,9 @@ export function quotaCard(pid, q) {
   } else if (outlook === "runs_out_before_reset" && q.exhausts_at) {
     stats.push(stat("Runs out", [live(q.exhausts_at, "in ")], { className: "warn", title: fmtWhen(q.exhausts_at) }));
   } else if (!rolling) {
-    stats.push(stat("Runs out", q.resets_at ? "after reset" : "—"));
+    var projected = isNum(q.projected_used) || isNum(q.projected_percent);
+    stats.push(stat("Runs out", q.resets_at && projected ? "after reset" : "—",
+      early ? { title: "Not enough readings yet to project" } : null));
   }
   card.appendChild(el("dl", { className: "stats" }, stats));
 

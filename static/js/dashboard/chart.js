@@ -102,8 +102,9 @@ function tickStep(span) {
   }
   return TICK_MINUTES[TICK_MINUTES.length - 1] * 6e4;
 }
-// The shortest span the axis shows, so a first reading seconds old is not a single point.
-var MIN_SPAN = 10 * 6e4;
+// The shortest span the axis shows, so a first reading seconds old is not a single point;
+// short enough that a few minutes of polls already fill the width.
+var MIN_SPAN = 2 * 6e4;
 function firstTime(datasets) {
   var first = Infinity;
   datasets.forEach(function (ds) {
