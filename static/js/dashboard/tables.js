@@ -147,18 +147,22 @@ export function drawCycles() {
   }, "No cycles yet for this quota. A cycle is recorded from its first poll.");
 }
 
-export function loadSessions() {
-  return api(q("/api/sessions", { provider: state.provider, limit: 200 })).then(function (data) {
+// The rows of a newest-first list endpoint; with Both, each provider's rows merged by time.
+function loadRows(name, limit, timeKey) {
+  return api(q("/api/" + name, { provider: state.provider, limit: limit })).then(function (data) {
     var rows = [];
     if (isBoth()) {
-      viewProviders().forEach(function (pid) { rows = rows.concat(((data[pid] || {}).sessions || [])); });
-      rows.sort(function (a, b) { return (ms(b.started_at) || 0) - (ms(a.started_at) || 0); });
+      viewProviders().forEach(function (pid) { rows = rows.concat(((data[pid] || {})[name] || [])); });
+      rows.sort(function (a, b) { return (ms(b[timeKey]) || 0) - (ms(a[timeKey]) || 0); });
     } else {
-      rows = data.sessions || [];
+      rows = data[name] || [];
     }
-    state.rows.sessions = rows;
-    drawSessions(true);
+    state.rows[name] = rows;
   });
+}
+
+export function loadSessions() {
+  return loadRows("sessions", 200, "started_at").then(function () { drawSessions(true); });
 }
 export function drawSessions(withHead) {
   var headers = (isBoth() ? [{ label: "Provider" }] : []).concat([
@@ -190,17 +194,7 @@ export function drawSessions(withHead) {
 }
 
 export function loadPolls() {
-  return api(q("/api/polls", { provider: state.provider, limit: 100 })).then(function (data) {
-    var rows = [];
-    if (isBoth()) {
-      viewProviders().forEach(function (pid) { rows = rows.concat(((data[pid] || {}).polls || [])); });
-      rows.sort(function (a, b) { return (ms(b.at) || 0) - (ms(a.at) || 0); });
-    } else {
-      rows = data.polls || [];
-    }
-    state.rows.polls = rows;
-    drawPolls(true);
-  });
+  return loadRows("polls", 100, "at").then(function () { drawPolls(true); });
 }
 export function drawPolls(withHead) {
   var headers = (isBoth() ? [{ label: "Provider" }] : []).concat([
