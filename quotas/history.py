@@ -43,6 +43,8 @@ GAP_INTERVALS = 2.5
 PACK = 2.0**30
 # Two times this close (seconds) belong to the same reading: unpacking loses some precision.
 SAME_READING = 0.01
+# Seconds added to a reading's time before it is bucketed (see _ReadingsPlan.bucket).
+EPOCH_SLACK = 0.001
 
 
 class Series(TypedDict):
@@ -168,7 +170,9 @@ class _ReadingsPlan:
 
     def bucket(self, epoch: Any) -> Any:
         if self.aligned:
-            return Floor(epoch / Value(self.width))
+            # A reading right on a boundary opens its bucket, as in quotas.rollups; julianday()
+            # may put it some microseconds early.
+            return Floor((epoch + Value(EPOCH_SLACK)) / Value(self.width))
         return Floor((Value(self.now.timestamp()) - epoch) / Value(self.width))
 
     def begins(self, bucket: int) -> datetime:
@@ -207,7 +211,7 @@ class _RollupsPlan:
     """Where ``_series`` finds the points: ``resolution``-second roll-ups, whole ones in each epoch-aligned bucket."""
 
     def __init__(self, provider: str, start: datetime, now: datetime, width: float, resolution: int) -> None:
-        self.start, self.width = start, width
+        self.start, self.width, self.resolution = start, width, resolution
         self.rows = QuotaRollup.objects.filter(
             provider=provider, resolution=resolution, start__gte=start, start__lte=now
         )
@@ -216,7 +220,8 @@ class _RollupsPlan:
         self.last_at = "last_at"
 
     def bucket(self, epoch: Any) -> Any:
-        return Floor(EpochSeconds("start") / Value(self.width))
+        # The roll-up's own start lies right on a boundary: placed by its middle, float error cannot move it.
+        return Floor((EpochSeconds("start") + Value(self.resolution / 2)) / Value(self.width))
 
     def begins(self, bucket: int) -> datetime:
         return datetime.fromtimestamp(bucket * self.width, UTC)
