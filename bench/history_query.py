@@ -1,13 +1,15 @@
-"""How long `quotas.history.history()` takes for 1h, 24h and 30d over many snapshots.
+"""How long `quotas.history.history()` takes for every range over many snapshots, from readings and roll-ups.
 
-    .venv/bin/python bench/history_query.py                 # 30 days of 10-s polls, 5 quotas
-    .venv/bin/python bench/history_query.py --days 7 --interval 60
+    .venv/bin/python bench/history_query.py                 # 30 days of 60-s polls, 5 quotas
+    .venv/bin/python bench/history_query.py --days 7 --interval 10
     .venv/bin/python bench/history_query.py --index         # also with a covering index (see --help)
 
 Generates the data into a throw-away SQLite file (one snapshot per poll, five
 quotas per snapshot: three that reset, two rolling windows; an outage of two
-hours every week), then times each range several times and prints the median,
-the number of queries, points per series and gaps.
+hours every week), rebuilds the roll-ups (timed), then times each range several
+times and prints the median, the number of queries, points per series and gaps:
+first with 24h, 7d and 30d read from the readings (what history did before
+roll-ups), then as the API answers (roll-ups).
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ def generate(days: int, interval: int, end: datetime) -> int:
     return written
 
 
-def measure(end: datetime, repeats: int) -> None:
+def measure(end: datetime, repeats: int, source: str | None = None) -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -120,7 +122,7 @@ def measure(end: datetime, repeats: int) -> None:
         for _ in range(repeats):
             with CaptureQueriesContext(connection) as queries:
                 began = time.perf_counter()
-                answer = history("synthetic", range_key, now=end)
+                answer = history("synthetic", range_key, now=end, source=source)
                 times.append(time.perf_counter() - began)
         points = max((len(s["points"]) for s in answer["series"]), default=0)
         print(
@@ -133,7 +135,7 @@ def measure(end: datetime, repeats: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--interval", type=int, default=10, help="seconds between polls")
+    parser.add_argument("--interval", type=int, default=60, help="seconds between polls")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
         "--index",
@@ -151,8 +153,15 @@ def main() -> None:
         f"{args.days} days of {args.interval}-s polls: {rows} readings ({len(QUOTAS)} quotas) "
         f"in {time.perf_counter() - began:.0f} s; SQLite file {db.stat().st_size / 2**20:.0f} MiB"
     )
+    from quotas import rollups
+
+    began = time.perf_counter()
+    written = rollups.rebuild()
+    print(f"rollups.rebuild(): {written} roll-ups in {time.perf_counter() - began:.1f} s")
     now = end + timedelta(seconds=args.interval)
-    print("history() with the model's indexes:")
+    print("history() from the readings (24h, 7d, 30d as before roll-ups):")
+    measure(now, args.repeats, source="readings")
+    print("history() as the API answers (24h, 7d, 30d from roll-ups):")
     measure(now, args.repeats)
 
     from django.db import connection

@@ -2,10 +2,13 @@
 
 ``history()`` answers ``GET /api/history`` (product.md §8, §10). Whatever the
 range and however many snapshots it holds, each series has at most
-``MAX_POINTS`` points: the range is cut into ``BUCKETS`` equal time buckets
-and the database aggregates, per quota and bucket, the lowest percent, the highest
-and the last reading (up to three points, in time order). Peaks and resets survive; the rows in between stay in the
-database.
+``MAX_POINTS`` points: the range is cut into at most ``BUCKETS`` (+1) time
+buckets and the database aggregates, per quota and bucket, the lowest percent,
+the highest and the last reading (up to three points, in time order), plus
+the readings on either side of every reset. 1h and 6h read the readings; 24h,
+7d and 30d read the roll-ups of quotas.rollups, so their cost follows the
+points returned, not the readings stored. Peaks and resets survive; the rows
+in between stay in the database.
 """
 
 from __future__ import annotations

@@ -176,6 +176,12 @@ class QuotaRollup(models.Model):
         indexes = [
             # history: every quota of a provider at one resolution over a time range
             models.Index(fields=["provider", "resolution", "start"], name="rollup_provider_range"),
+            # history: the resets in a range, without visiting the roll-ups that hold none
+            models.Index(
+                fields=["provider", "resolution", "start"],
+                name="rollup_resets",
+                condition=Q(reset_after_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
