@@ -1,4 +1,12 @@
+from __future__ import annotations
+
+import sys
+
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+# The migration that adds the roll-up table; it leaves the table empty.
+ROLLUPS_MIGRATION = "0003_quotarollup"
 
 
 class QuotasConfig(AppConfig):
@@ -8,3 +16,35 @@ class QuotasConfig(AppConfig):
     def ready(self) -> None:
         # The site's configuration checks: the project package is no app of its own.
         from syntrack_site import checks  # noqa: F401
+
+        post_migrate.connect(fill_rollups_after_upgrade, sender=self, dispatch_uid="quotas.fill_rollups")
+
+
+def fill_rollups_after_upgrade(
+    sender: AppConfig, using: str = "default", plan: list | None = None, verbosity: int = 1, **kwargs: object
+) -> None:
+    """Once, when ``migrate`` has just added the roll-up table to a database that holds readings.
+
+    The 24h, 7d and 30d charts read roll-ups: without this an upgraded
+    install would show them empty until `reparse`. A post-migrate step and not
+    a data migration, because it builds them with today's code and models.
+    """
+    if using != "default" or not plan:
+        return
+    added = any(
+        migration.app_label == "quotas" and migration.name == ROLLUPS_MIGRATION and not backwards
+        for migration, backwards in plan
+    )
+    if not added:
+        return
+    from quotas import rollups
+    from quotas.models import QuotaReading
+
+    if not QuotaReading.objects.exists():
+        return
+    stdout = kwargs.get("stdout") or sys.stdout
+    if verbosity:
+        stdout.write("Building roll-ups from the stored readings (once, after this upgrade)...\n")
+    written = rollups.rebuild()
+    if verbosity:
+        stdout.write(f"Roll-ups built: {written}\n")
