@@ -35,8 +35,18 @@ from django.db.models import Max
 from django.utils import timezone
 
 from lib import http
-from quotas import cycles, polling
-from quotas.models import Outcome, PollAttempt, PollRequest, PollSession, QuotaReading, ResetCycle, Setting, Snapshot
+from quotas import cycles, polling, rollups
+from quotas.models import (
+    Outcome,
+    PollAttempt,
+    PollRequest,
+    PollSession,
+    QuotaReading,
+    QuotaRollup,
+    ResetCycle,
+    Setting,
+    Snapshot,
+)
 from quotas.providers import ADAPTERS, interpret
 from quotas.providers.base import NETWORK_ERROR, SERVER_ERROR, PollFailure
 
@@ -69,10 +79,11 @@ class DemoCounts:
     failed: int = 0
     sessions: int = 0
     cycles: int = 0
+    rollups: int = 0
     seconds: float = 0.0
 
     def __iadd__(self, other: DemoCounts) -> DemoCounts:
-        for name in ("snapshots", "readings", "attempts", "failed", "sessions"):
+        for name in ("snapshots", "readings", "attempts", "failed", "sessions", "rollups"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         return self
 
@@ -105,8 +116,9 @@ def fill(
 
     1. Refuse (DemoRefused) when real polls are present, unless ``force``.
     2. Wipe snapshots, readings, cycles, sessions and attempts; mark the database.
-    3. Simulate the poller's runs, both providers, batch by batch.
-    4. Close every session at its last successful poll, as a stopped poller leaves them.
+    3. Simulate the poller's runs, both providers, batch by batch; every
+       session ends at its last successful poll, as a stopped poller leaves it.
+    4. Rebuild the roll-ups from the readings.
 
     ``parallel``: simulate the two providers in two processes (not inside a
     transaction, so never within a test's). The caller holds the poller lock.
@@ -142,6 +154,9 @@ def fill(
     for result in results:
         counts += result
     counts.cycles = ResetCycle.objects.count()
+    # The chart's roll-ups, from the readings just written: one pass, once both
+    # providers are in (a rebuild holds the write lock for long).
+    counts.rollups = rollups.rebuild()
     counts.seconds = time.monotonic() - started
     return counts
 
@@ -202,7 +217,7 @@ def _run_in_processes(jobs: list[Job], plan: Plan, progress: Callable[[str], Non
 
 def wipe() -> None:
     """Delete every polled row. Plain DELETEs: the ORM's cascade would load millions of rows first."""
-    for model in (QuotaReading, PollAttempt, Snapshot, ResetCycle, PollSession, PollRequest):
+    for model in (QuotaRollup, QuotaReading, PollAttempt, Snapshot, ResetCycle, PollSession, PollRequest):
         # _raw_delete: one DELETE statement; the order above keeps foreign keys satisfied.
         model.objects.all()._raw_delete(model.objects.db)
 
@@ -256,12 +271,22 @@ class Plan:
                 ("rate_limited", 0.15, (5, 15), 300.0),
             ):
                 for _ in range(max(1, round(days * per_day))):
-                    at = rng.uniform(start, end - 0.05 * span)
+                    at = _while_up(runs, rng)
                     found.append(Incident(at, at + rng.uniform(*minutes) * 60, outcome, retry_after))
             incidents[provider] = sorted(found, key=lambda i: i.start)
-            drift_at[provider] = rng.uniform(start + 0.3 * span, end - 0.2 * span)
-            unknown_key_at[provider] = rng.uniform(start + 0.2 * span, end - 0.1 * span)
+            drift_at[provider] = _while_up(runs, rng)
+            unknown_key_at[provider] = _while_up(runs, rng)
         return cls(runs, incidents, drift_at, unknown_key_at)
+
+
+def _while_up(runs: list[tuple[float, float]], rng: random.Random) -> float:
+    """A random instant while the poller runs (in the first 95 % of the uptime, so it is seen)."""
+    offset = rng.uniform(0, 0.95 * sum(end - start for start, end in runs))
+    for start, end in runs:
+        if offset < end - start:
+            return start + offset
+        offset -= end - start
+    return runs[-1][0]  # pragma: no cover
 
 
 # --- the user's rhythm ------------------------------------------------------------------------
@@ -661,7 +686,10 @@ class Simulator:
         self.interval = interval
         self.writer = writer
         self.rng = rng
-        self.incidents = plan.incidents[provider]
+        self.incidents = list(plan.incidents[provider])
+        # The first polls at or after these instants carry a drifted payload, and one with an unknown key.
+        self.drift_at: float | None = plan.drift_at[provider]
+        self.unknown_key_at: float | None = plan.unknown_key_at[provider]
 
     def run(self, progress: Callable[[str], None] | None) -> None:
         for run_start, run_end in self.plan.runs:
@@ -677,7 +705,6 @@ class Simulator:
         )
         writer.counts.sessions += 1
         failures, at = 0, start
-        drift_at, unknown_at = self.plan.drift_at[self.provider], self.plan.unknown_key_at[self.provider]
         while at < end:
             writer.sessions[session.pk] = session
             latency = self.rng.uniform(0.08, 0.45)
@@ -690,12 +717,16 @@ class Simulator:
                 retry_after = failure.retry_after
                 self._failed(session, landed, failure, latency)
                 failures += 1
-            elif drift_at <= at < drift_at + self.interval:
+            elif self.drift_at is not None and at >= self.drift_at:
+                self.drift_at = None
                 self._drifted(session, landed, self.world.drift_payload(), latency)
                 failures += 1
             else:
-                data = self.world.unknown_key_payload(at) if unknown_at <= at < unknown_at + self.interval else None
-                self._ok(session, landed, data or self.world.payload(landed), latency)
+                data = self.world.payload(landed)
+                if self.unknown_key_at is not None and at >= self.unknown_key_at:
+                    self.unknown_key_at = None
+                    data = self.world.unknown_key_payload(landed)
+                self._ok(session, landed, data, latency)
                 failures = 0
             if writer.pending() >= 2 * BATCH:
                 writer.flush()

@@ -8,7 +8,23 @@ from django.core.management.base import CommandError
 
 from quotas import demo
 from quotas.locking import LockHeld, PollLock
-from quotas.management.base import OneLineErrorsCommand, usage_error
+from quotas.management.base import OneLineErrorsCommand
+
+
+def bounded(name: str, low: int, high: int, unit: str = ""):
+    """An argparse type: a whole number in [low, high], else a one-line usage error (exit 2) before anything runs."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}{unit}, got {text!r}")
+        return value
+
+    parse.__name__ = name  # argparse names the type in its messages
+    return parse
 
 
 class Command(OneLineErrorsCommand):
@@ -20,11 +36,14 @@ class Command(OneLineErrorsCommand):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
-            "--days", type=int, default=30, help=f"days of history, {demo.MIN_DAYS}-{demo.MAX_DAYS} (default 30)"
+            "--days",
+            type=bounded("--days", demo.MIN_DAYS, demo.MAX_DAYS),
+            default=30,
+            help=f"days of history, {demo.MIN_DAYS}-{demo.MAX_DAYS} (default 30)",
         )
         parser.add_argument(
             "--interval",
-            type=int,
+            type=bounded("--interval", demo.MIN_INTERVAL, demo.MAX_INTERVAL, " seconds"),
             default=60,
             help=f"seconds between simulated polls, {demo.MIN_INTERVAL}-{demo.MAX_INTERVAL} (default 60)",
         )
@@ -34,12 +53,6 @@ class Command(OneLineErrorsCommand):
 
     def handle(self, *args: object, **options: object) -> str:
         days, interval = options["days"], options["interval"]
-        if not demo.MIN_DAYS <= days <= demo.MAX_DAYS:
-            raise usage_error(f"--days must be between {demo.MIN_DAYS} and {demo.MAX_DAYS}, got {days}")
-        if not demo.MIN_INTERVAL <= interval <= demo.MAX_INTERVAL:
-            raise usage_error(
-                f"--interval must be between {demo.MIN_INTERVAL} and {demo.MAX_INTERVAL} seconds, got {interval}"
-            )
         # The poller's lock: demo rewrites what a running poller would be writing to.
         lock = PollLock("manage.py demo")
         try:
@@ -48,12 +61,12 @@ class Command(OneLineErrorsCommand):
             raise CommandError(str(e), returncode=1) from None
         try:
             counts = demo.fill(days, interval, force=options["force"])
-        except demo.DemoRefused as e:
+        except (demo.DemoRefused, demo.DemoError) as e:
             raise CommandError(str(e), returncode=1) from None
         finally:
             lock.release()
         return (
             f"demo: {days} days every {interval} s: {counts.snapshots} snapshots, {counts.readings} readings, "
-            f"{counts.cycles} reset cycles, {counts.sessions} sessions, {counts.attempts} poll attempts "
-            f"({counts.failed} failed) in {counts.seconds:.1f} s"
+            f"{counts.cycles} reset cycles, {counts.rollups} roll-ups, {counts.sessions} sessions, "
+            f"{counts.attempts} poll attempts ({counts.failed} failed) in {counts.seconds:.1f} s"
         )
