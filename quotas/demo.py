@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import multiprocessing.queues
+import queue
 import random
 import time
 from collections.abc import Callable
@@ -60,6 +61,7 @@ RAW_DAYS = 1
 # Polls per transaction (both providers count).
 BATCH = 5000
 HOUR = 3600.0
+MARGIN = timedelta(seconds=1)
 DAY = 24 * HOUR
 
 
@@ -81,6 +83,7 @@ class DemoCounts:
     cycles: int = 0
     rollups: int = 0
     seconds: float = 0.0
+    rollup_seconds: float = 0.0
 
     def __iadd__(self, other: DemoCounts) -> DemoCounts:
         for name in ("snapshots", "readings", "attempts", "failed", "sessions", "rollups"):
@@ -132,7 +135,8 @@ def fill(
         wipe()
         Setting.objects.update_or_create(
             key=MARKER,
-            defaults={"value": {"until": end.isoformat(), "days": days, "interval": interval, "seed": seed}},
+            # Polls land up to half a second after they start: the last one lands before "until".
+            defaults={"value": {"until": (end + MARGIN).isoformat(), "days": days, "interval": interval}},
         )
     plan = Plan.make(start.timestamp(), end.timestamp(), random.Random(seed))
     jobs = [Job(provider, start.timestamp(), end.timestamp(), interval, seed) for provider in ADAPTERS]
@@ -156,7 +160,9 @@ def fill(
     counts.cycles = ResetCycle.objects.count()
     # The chart's roll-ups, from the readings just written: one pass, once both
     # providers are in (a rebuild holds the write lock for long).
+    rebuild_started = time.monotonic()
     counts.rollups = rollups.rebuild()
+    counts.rollup_seconds = time.monotonic() - rebuild_started
     counts.seconds = time.monotonic() - started
     return counts
 
@@ -206,7 +212,14 @@ def _run_in_processes(jobs: list[Job], plan: Plan, progress: Callable[[str], Non
     processes = [context.Process(target=child, args=(job,), daemon=True) for job in jobs]
     for process in processes:
         process.start()
-    answers = [results.get() for _ in processes]
+    answers = []
+    while len(answers) < len(processes):
+        try:
+            answers.append(results.get(timeout=1))
+        except queue.Empty:
+            # A child killed outside Python (out of memory) never answers.
+            if any(process.exitcode not in (None, 0) for process in processes):
+                raise DemoError("a simulation process died; the database holds part of the demo") from None
     for process in processes:
         process.join()
     errors = [f"{provider}: {error}" for provider, _, error in answers if error]

@@ -167,7 +167,8 @@ def test_counts_match_the_database_and_rollups_exist(filled) -> None:
     assert filled.cycles == ResetCycle.objects.count()
     assert filled.rollups == QuotaRollup.objects.count() > 0
     marker = Setting.objects.get(key=demo.MARKER).value
-    assert datetime.fromisoformat(marker["until"]) == END
+    assert datetime.fromisoformat(marker["until"]) == END + demo.MARGIN
+    assert Snapshot.objects.latest("captured_at").captured_at < END + demo.MARGIN
 
 
 def test_the_api_answers_from_demo_data(filled, api) -> None:

@@ -68,5 +68,6 @@ class Command(OneLineErrorsCommand):
         return (
             f"demo: {days} days every {interval} s: {counts.snapshots} snapshots, {counts.readings} readings, "
             f"{counts.cycles} reset cycles, {counts.rollups} roll-ups, {counts.sessions} sessions, "
-            f"{counts.attempts} poll attempts ({counts.failed} failed) in {counts.seconds:.1f} s"
+            f"{counts.attempts} poll attempts ({counts.failed} failed) in {counts.seconds:.1f} s "
+            f"(roll-ups {counts.rollup_seconds:.1f} s)"
         )
