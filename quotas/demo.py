@@ -603,7 +603,7 @@ class Table:
         meta = model._meta
         quote = connection.ops.quote_name
         columns = ", ".join(quote(meta.get_field(name).column) for name in ["id", *names])
-        self.model = model
+        # Only the model's own table and column names go into the SQL; every value is a bound parameter.
         self.sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * (len(names) + 1))})"
         self.rows: list[tuple] = []
         self.next_id = first_id
