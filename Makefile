@@ -1,9 +1,10 @@
-# SynTrack: `make run` sets up and starts everything, `make test` runs the suite.
+# SynTrack: `make run` sets up and starts everything, `make test` runs the suite,
+# `make demo` serves 30 days of simulated history from a throw-away database (no keys needed).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint clean
+.PHONY: run demo test lint clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +25,12 @@ run: $(VENV)/.installed .env
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py serve
 
+demo: $(VENV)/.installed
+	$(PY) tools/run_demo.py
+
 test: $(VENV)/.test-installed
 	$(PY) -m ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) staticfiles
+	rm -rf $(VENV) staticfiles .demo

@@ -50,10 +50,7 @@ def _store(fetched: Fetched, session: PollSession | None) -> PollAttempt:
         snapshot.save()
         readings = add_readings(snapshot, parsed.quotas, session)
         rollups.record(snapshot, readings)
-        outcome, drift = Outcome.OK, bool(parsed.unknown)
-        message = f"{len(readings)} quotas"
-        if parsed.unknown:
-            message += "; unknown: " + ", ".join(parsed.unknown)
+        outcome, drift, message = ok_outcome(parsed, readings)
     else:
         failure = fetched.failure
         assert failure is not None
@@ -80,6 +77,14 @@ def _store(fetched: Fetched, session: PollSession | None) -> PollAttempt:
             session.polls_failed += 1
         session.save()
     return attempt
+
+
+def ok_outcome(parsed: Parsed, readings: list[QuotaReading]) -> tuple[str, bool, str]:
+    """The attempt's outcome, drift flag and message for a payload that parsed."""
+    message = f"{len(readings)} quotas"
+    if parsed.unknown:
+        message += "; unknown: " + ", ".join(parsed.unknown)
+    return Outcome.OK, bool(parsed.unknown), message
 
 
 # What apply_outcome sets on a snapshot.
