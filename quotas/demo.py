@@ -591,34 +591,28 @@ class SnapshotOutcome:
 
 
 class Table:
-    """Rows of one model, inserted with one parameterised ``executemany`` per batch.
+    """Rows of one model, written with one ``bulk_create`` per batch.
 
-    ``bulk_create`` prepares every value of every row through its field (most
-    of a year's demo time); the values here are prepared once, as the backend
-    wants them. Ids are assigned here, so readings and attempts can point at
-    their snapshot before it is written.
+    Ids are assigned here, so readings and attempts can point at their
+    snapshot before it is written.
     """
 
     def __init__(self, model: type[models.Model], names: list[str], first_id: int) -> None:
-        meta = model._meta
-        quote = connection.ops.quote_name
-        columns = ", ".join(quote(meta.get_field(name).column) for name in ["id", *names])
-        # Only the model's own table and column names go into the SQL; every value is a bound parameter.
-        self.sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * (len(names) + 1))})"
-        self.rows: list[tuple] = []
+        self.model = model
+        self.attnames = [model._meta.get_field(name).attname for name in names]
+        self.rows: list[models.Model] = []
         self.next_id = first_id
         self.written = 0
 
     def add(self, *values: object) -> int:
         pk = self.next_id
         self.next_id += 1
-        self.rows.append((pk, *values))
+        self.rows.append(self.model(pk, **dict(zip(self.attnames, values, strict=True))))
         return pk
 
     def write(self) -> None:
         if self.rows:
-            with connection.cursor() as cursor:
-                cursor.executemany(self.sql, self.rows)
+            self.model.objects.bulk_create(self.rows, batch_size=1000)
             self.written += len(self.rows)
             self.rows = []
 
@@ -633,9 +627,6 @@ class Writer:
 
     def __init__(self, raw_from: float, first_ids: dict) -> None:
         self.raw_from = raw_from  # polls from this instant on keep their raw body
-        ops = connection.ops
-        self.datetime = _sqlite_datetime if _utc_sqlite() else ops.adapt_datetimefield_value
-        self.json = lambda value: ops.adapt_json_value(value, None)
         self.snapshots = Table(
             Snapshot, ["provider", "captured_at", "plan", "raw", "drift", "drift_notes", "usable"], first_ids[Snapshot]
         )
@@ -675,15 +666,6 @@ class Writer:
         self.counts.readings = self.readings.written
         self.counts.attempts = self.attempts.written
         return self.counts
-
-
-def _utc_sqlite() -> bool:
-    return connection.vendor == "sqlite" and str(connection.timezone) == "UTC"
-
-
-def _sqlite_datetime(value: datetime | None) -> str | None:
-    """What SQLite's ``adapt_datetimefield_value`` makes of a UTC datetime, without its checks (millions of calls)."""
-    return None if value is None else str(value.replace(tzinfo=None))
 
 
 class Simulator:
@@ -779,18 +761,17 @@ class Simulator:
         captured = _dt(at)
         snapshot = SnapshotOutcome()
         polling.apply_outcome(snapshot, parsed, None)
-        when = writer.datetime(captured)
         snapshot_id = writer.snapshots.add(
-            self.provider, when, snapshot.plan, self._raw(at, data), snapshot.drift,
-            writer.json(snapshot.drift_notes), snapshot.usable,
+            self.provider, captured, snapshot.plan, self._raw(at, data), snapshot.drift,
+            snapshot.drift_notes, snapshot.usable,
         )  # fmt: skip
         readings = [LightReading(self.provider, captured, quota) for quota in parsed.quotas]
         polling.track_readings(readings, session, writer.open_cycles)
         for quota, reading in zip(parsed.quotas, readings, strict=True):
             writer.readings.add(
-                snapshot_id, self.provider, when, reading.cycle.pk if reading.cycle else None,
+                snapshot_id, self.provider, captured, reading.cycle.pk if reading.cycle else None,
                 quota.key, quota.label, quota.kind, quota.unit, quota.used, quota.limit, quota.remaining,
-                quota.percent, writer.datetime(quota.resets_at), writer.json(quota.details),
+                quota.percent, quota.resets_at, quota.details,
             )  # fmt: skip
         outcome, drift, message = polling.ok_outcome(parsed, readings)
         self._attempt(session, at, outcome, drift, message, latency, snapshot_id)
@@ -803,8 +784,8 @@ class Simulator:
             snapshot = SnapshotOutcome()
             polling.apply_outcome(snapshot, None, failure)
             snapshot_id = writer.snapshots.add(
-                self.provider, writer.datetime(_dt(at)), snapshot.plan, Snapshot.compress(_body(data)),
-                snapshot.drift, writer.json(snapshot.drift_notes), snapshot.usable,
+                self.provider, _dt(at), snapshot.plan, Snapshot.compress(_body(data)),
+                snapshot.drift, snapshot.drift_notes, snapshot.usable,
             )  # fmt: skip
             self._attempt(session, at, failure.outcome, True, failure.message, latency, snapshot_id)
             return
@@ -820,7 +801,7 @@ class Simulator:
     ) -> None:  # fmt: skip
         writer = self.writer
         writer.attempts.add(
-            self.provider, writer.datetime(_dt(at)), outcome, drift,
+            self.provider, _dt(at), outcome, drift,
             round(latency * 1000) if latency is not None else None, message[:500], session.pk, snapshot_id,
         )  # fmt: skip
         if outcome == Outcome.OK:

@@ -24,8 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db import connection
-from django.db.models import DateTimeField, Q
+from django.db.models import Q
 
 from quotas.models import QuotaReading, QuotaRollup, Resolution, Snapshot
 
@@ -265,30 +264,7 @@ def rebuild(provider: str | None = None, since: datetime | None = None) -> int:
 
 
 def _insert(rollups: list[QuotaRollup]) -> None:
-    """``bulk_create`` without its per-value machinery, which costs more than the folding itself.
-
-    A year of polling is close to a million roll-ups; only datetimes need the
-    backend's adaptation, every other value goes to the driver as it is.
-    """
-    if not rollups:
-        return
-    fields = [field for field in QuotaRollup._meta.concrete_fields if not field.primary_key]
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in fields)
-    sql = f"INSERT INTO {quote(QuotaRollup._meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
-    adapt = connection.ops.adapt_datetimefield_value
-    dated = [isinstance(field, DateTimeField) for field in fields]
-    names = [field.attname for field in fields]
-    rows = [
-        [
-            adapt(value) if is_date and value is not None else value
-            for value, is_date in zip((getattr(rollup, name) for name in names), dated, strict=True)
-        ]
-        for rollup in rollups
-    ]
-    with connection.cursor() as cursor:
-        for first in range(0, len(rows), BATCH):
-            cursor.executemany(sql, rows[first : first + BATCH])
+    QuotaRollup.objects.bulk_create(rollups, batch_size=BATCH)
 
 
 __all__ = ["RESOLUTIONS", "bucket_start", "rebuild", "record"]
