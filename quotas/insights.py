@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Case, F, FloatField, Q, Sum, Value, When, Window
+from django.db.models import Case, F, FloatField, Q, Subquery, Sum, Value, When, Window
 from django.db.models.functions import Coalesce, Greatest, Lag
 from django.utils import timezone
 
@@ -247,29 +247,45 @@ class ToolCalls:
 def tool_calls_between(provider: str, start: datetime, end: datetime) -> ToolCalls:
     """The ``time_monthly`` counter and each tool of its breakdown, counted as ``consumed_between`` counts.
 
-    Σ positive steps between consecutive readings, a reading that opened a
-    new cycle counting its whole level, the first reading only a baseline. So
-    "Tool calls (7d)" and "Top tool (7d)" rest on the same readings and the
-    same rule. (The upstream's per-tool numbers need not add up to its
-    counter; the shares are of the tools' own total.) Two queries.
+    The counter's total is ``consumed_between``. Each tool's count is what its
+    own counter went up by in the range: within each cycle of the counter, its
+    level at the cycle's last reading of the range, less its level at the
+    range's first reading for the cycle that reading belongs to (the first
+    reading is only a baseline) or nothing for a cycle that began within the
+    range (a reset counts the new level). The tools' counters only grow
+    within a cycle, so this is the sum of their positive steps without reading
+    every step: a handful of readings found by index seeks, whatever the
+    range. (The upstream's per-tool numbers need not add up to its counter;
+    the shares are of the tools' own total.) Two queries.
     """
     total = consumed_between(provider, "time_monthly", start, end)
-    rows = (
-        QuotaReading.objects.filter(provider=provider, key="time_monthly", captured_at__gte=start, captured_at__lte=end)
+    readings = QuotaReading.objects.filter(provider=provider, key="time_monthly")
+    in_range = readings.filter(captured_at__gte=start, captured_at__lte=end)
+    # The last reading of every cycle that ended within the range: ResetCycle keeps its time.
+    closed = ResetCycle.objects.filter(
+        provider=provider, quota="time_monthly", last_reading_at__gte=start, last_reading_at__lte=end
+    ).exclude(ended_at=None)
+    ends = (
+        in_range.filter(
+            Q(captured_at=Subquery(in_range.order_by("captured_at", "id").values("captured_at")[:1]))
+            | Q(captured_at=Subquery(in_range.order_by("-captured_at", "-id").values("captured_at")[:1]))
+            | Q(captured_at__in=Subquery(closed.values("last_reading_at")))
+        )
         .order_by("captured_at", "id")
         .values_list("cycle_id", "details")
     )
-    counted: dict[str, float] = {}
-    previous: dict[str, float] | None = None
-    previous_cycle: int | None = None
-    for cycle_id, details in rows:
+    first: tuple[int | None, dict[str, float]] | None = None
+    last_of_cycle: dict[int | None, dict[str, float]] = {}
+    for cycle_id, details in ends:
         levels = _tool_levels(details)
-        if previous is not None:
-            reset = cycle_id is not None and previous_cycle is not None and cycle_id != previous_cycle
-            for name, level in levels.items():
-                step = level if reset else max(level - previous.get(name, 0.0), 0.0)
-                counted[name] = counted.get(name, 0.0) + step
-        previous, previous_cycle = levels, cycle_id
+        if first is None:
+            first = (cycle_id, levels)
+        last_of_cycle[cycle_id] = levels
+    counted: dict[str, float] = {}
+    for cycle_id, levels in last_of_cycle.items():
+        baseline = first[1] if first is not None and cycle_id == first[0] else {}
+        for name, level in levels.items():
+            counted[name] = counted.get(name, 0.0) + max(level - baseline.get(name, 0.0), 0.0)
     by_tool = sorted(((name, calls) for name, calls in counted.items() if calls > 0), key=lambda item: -item[1])
     return ToolCalls(total, by_tool)
 
