@@ -1,6 +1,6 @@
 """How long the read endpoints' bodies take over a long history of both providers.
 
-    .venv/bin/python bench/api_reads.py --days 365 --db /tmp/year.db    # build once (about a minute) and time
+    .venv/bin/python bench/api_reads.py --days 365 --db /tmp/year.db    # build once and time
     .venv/bin/python bench/api_reads.py --db /tmp/year.db               # time an existing file again
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/syntrack_bench .venv/bin/python bench/api_reads.py --days 365
 
@@ -9,7 +9,8 @@ Synthetic (five quotas: three that reset, two rolling windows) and Z.ai
 (tokens 5 h and weekly, tool calls monthly with a per-tool breakdown), their
 reset cycles as cycle tracking would have built them, one poll attempt per
 poll with a few failures, a two-hour outage and a new poll session every
-week. Then times each body in-process (``quotas.reports``, ``insights``,
+week; then ``rollups.rebuild()`` (most of the time a year takes: over ten
+minutes). Then times each body in-process (``quotas.reports``, ``insights``,
 ``numbers``) and prints median / p95 and the queries it ran. ``make bench``
 (issue 7) measures the same over HTTP; this one is for profiling.
 """
@@ -282,6 +283,9 @@ def main() -> None:
     if args.days:
         began = time.perf_counter()
         counts = generate(args.days, args.interval, end)
+        from quotas import rollups
+
+        counts["rollups"] = rollups.rebuild()
         print(f"{args.days} days of {args.interval}-s polls: {counts} in {time.perf_counter() - began:.0f} s")
     if args.db is not None and args.db.exists():
         print(f"SQLite file {args.db.stat().st_size / 2**20:.0f} MiB")

@@ -379,4 +379,3 @@ def test_the_summary_seeks_each_quotas_ends_instead_of_scanning_the_readings() -
     # the first key, each next key, each key's oldest and newest reading: index seeks, no scan
     assert len(readings) == 4
     assert all(step.startswith("SEARCH") and "INDEX reading_quota_history" in step for step in readings)
-
