@@ -11,7 +11,8 @@ reset cycles as cycle tracking would have built them, one poll attempt per
 poll with a few failures, a two-hour outage and a new poll session every
 week; then ``rollups.rebuild()`` (most of the time a year takes: over ten
 minutes). Then times each body in-process (``quotas.reports``, ``insights``,
-``numbers``) and prints median / p95 and the queries it ran. ``make bench``
+``numbers``) and prints median / p95 and the queries it ran. The CPU time (SQLite
+runs in the process) is what a loaded machine disturbs least. ``make bench``
 (issue 7) measures the same over HTTP; this one is for profiling.
 """
 
@@ -251,17 +252,19 @@ def measure(now: datetime, repeats: int, only: str | None) -> None:
         if only and only not in name:
             continue
         call()  # warm up
-        times = []
+        times, cpu = [], []
         for _ in range(repeats):
             with CaptureQueriesContext(connection) as queries:
-                began = time.perf_counter()
+                began, began_cpu = time.perf_counter(), time.process_time()
                 call()
                 times.append((time.perf_counter() - began) * 1000)
+                cpu.append((time.process_time() - began_cpu) * 1000)
         times.sort()
         p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
         slowest = max(queries.captured_queries, key=lambda q: float(q["time"]), default=None)
         print(
-            f"  {name:<24} median {statistics.median(times):7.1f} ms  p95 {p95:7.1f} ms  queries {len(queries):2}"
+            f"  {name:<24} median {statistics.median(times):7.1f} ms  p95 {p95:7.1f} ms"
+            f"  CPU median {statistics.median(cpu):7.1f} ms  queries {len(queries):2}"
             + (f"  slowest {float(slowest['time']) * 1000:6.1f} ms: {slowest['sql'][:90]}" if slowest else "")
         )
 
