@@ -141,12 +141,10 @@ def cycles(request: HttpRequest) -> JsonResponse:
     if isinstance(chosen, JsonResponse):
         return chosen
     quota = form.cleaned_data["quota"]
-    if quota is not None:
-        # A typo must not look like "no cycles yet": name the keys that exist.
-        known = reports.quota_keys(chosen)
-        if quota not in known:
-            reported = ", ".join(sorted(known)) or "none yet"
-            return error(f"quota: unknown key {quota!r}; the provider has reported: {reported}", 400)
+    # A typo must not look like "no cycles yet": name the keys that exist.
+    if quota is not None and not reports.quota_known(chosen, quota):
+        reported = ", ".join(sorted(reports.quota_keys(chosen))) or "none yet"
+        return error(f"quota: unknown key {quota!r}; the provider has reported: {reported}", 400)
     return per_provider(form, lambda provider: reports.cycles(provider, quota, form.cleaned_data["limit"]))
 
 

@@ -15,14 +15,24 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import Case, F, FloatField, Q, Sum, Value, When, Window
+from django.db.models import Case, Count, F, FloatField, Q, QuerySet, Subquery, Sum, Value, When, Window
 from django.db.models.functions import Coalesce, Greatest, Lag
 from django.utils import timezone
 
-from quotas.models import Kind, Outcome, PollAttempt, PollSession, QuotaReading, ResetCycle, Snapshot
+from quotas.models import (
+    Kind,
+    Outcome,
+    PollAttempt,
+    PollSession,
+    QuotaReading,
+    QuotaRollup,
+    ResetCycle,
+    Resolution,
+    Snapshot,
+)
 from quotas.providers import NAMES
 
 RANGES = {"1d": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -133,6 +143,8 @@ class _Data:
     cycles: list[ResetCycle]
     # Tool calls by start of the period, read once for the stat and the cards.
     tool_calls_since: dict[datetime, ToolCalls] = field(default_factory=dict)
+    # What consumed() found, by (quota, start): each is asked for by several cards.
+    consumed_since: dict[tuple[str, datetime], float] = field(default_factory=dict)
 
     @classmethod
     def load(cls, provider: str, now: datetime) -> _Data:
@@ -169,7 +181,10 @@ class _Data:
         return candidates[0] if candidates and not reset_only else None
 
     def consumed(self, key: str, since: datetime) -> float:
-        return consumed_between(self.provider, key, since, self.now)
+        # The main quota's 30 days serve the choice of quota, the 30-day card and the 30d stat.
+        if (key, since) not in self.consumed_since:
+            self.consumed_since[(key, since)] = consumed_between(self.provider, key, since, self.now)
+        return self.consumed_since[(key, since)]
 
     def tool_calls(self, start: datetime) -> ToolCalls:
         if start not in self.tool_calls_since:
@@ -202,37 +217,86 @@ class _Data:
 
 
 def consumed_between(provider: str, key: str, start: datetime, end: datetime) -> float:
-    """What a quota's counter went up by between ``start`` and ``end`` (one query).
+    """What a quota's counter went up by between ``start`` and ``end``.
 
     Σ over consecutive readings of max(level − previous level, 0), where a
     reading that opened a new cycle (a reset) counts its whole level, as
     ResetCycle.consumed does; steps between different units count nothing.
-    Rolling windows have no cycles: only their positive steps count.
+    Rolling windows have no cycles: only their positive steps count. The
+    first reading of the range is only a baseline.
+
+    The whole hours of the range come from the hourly roll-ups, whose
+    ``consumed`` counts each reading's step the same way (quotas.rollups);
+    only the readings of the hour holding the range's first reading and of
+    its last, partial hour are read. So the cost is the same for a day as for
+    a month. A quota whose readings carry no percent is not rolled up: its
+    steps are read from the readings. Two or three queries for a short range, four for a long one.
     """
+    readings = QuotaReading.objects.filter(provider=provider, key=key)
+    first = (
+        readings.filter(captured_at__gte=start, captured_at__lte=end)
+        .order_by("captured_at", "id")
+        .values_list("captured_at", "percent")
+        .first()
+    )
+    if first is None:
+        return 0.0
+    first_at, percent = first
+    # The first reading stays in the head, so the step into the first rolled-up
+    # hour is one between two readings of the range.
+    whole_from, whole_to = _hour(first_at) + HOUR, _hour(end)
+    hours = None
+    if percent is not None and whole_from < whole_to:
+        hours = QuotaRollup.objects.filter(
+            provider=provider, key=key, resolution=Resolution.HOUR, start__gte=whole_from, start__lt=whole_to
+        ).aggregate(total=Sum("consumed"), count=Count("id"))
+    if hours is None or not hours["count"]:
+        # Short, or no roll-ups in the whole hours: then no readings either (or
+        # roll-ups not built yet), and the readings are as quick and exact.
+        return _finite(_steps(readings.filter(captured_at__gte=start, captured_at__lte=end)))
+    head = _steps(readings.filter(captured_at__gte=start, captured_at__lt=whole_from))
+    # The tail's first step starts at the reading before it (in a rolled-up hour).
+    before = readings.filter(captured_at__lt=whole_to).order_by("-captured_at", "-id").values("captured_at")[:1]
+    tail = _steps(readings.filter(captured_at__gte=Subquery(before), captured_at__lte=end), counted_from=whole_to)
+    return _finite(head + hours["total"] + tail)
+
+
+HOUR = timedelta(hours=1)
+
+
+def _hour(at: datetime) -> datetime:
+    """The start of the hourly roll-up holding ``at`` (UTC hours, as the roll-ups align them)."""
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _finite(total: float) -> float:
+    return total if math.isfinite(total) else 0.0
+
+
+def _steps(readings: QuerySet[QuotaReading], counted_from: datetime | None = None) -> float:
+    """Σ of the steps between consecutive ``readings`` (one query), of the readings from ``counted_from`` on."""
     level = Coalesce("used", "percent")
     order = [F("captured_at").asc(), F("id").asc()]
-    steps = (
-        QuotaReading.objects.filter(provider=provider, key=key, captured_at__gte=start, captured_at__lte=end)
-        .annotate(
-            level=level,
-            prev_level=Window(Lag(level), order_by=order),
-            prev_unit=Window(Lag("unit"), order_by=order),
-            prev_cycle=Window(Lag("cycle_id"), order_by=order),
-        )
-        .annotate(
-            step=Case(
-                When(Q(prev_unit__isnull=True) | ~Q(unit=F("prev_unit")), then=Value(0.0)),
-                When(
-                    Q(cycle_id__isnull=False, prev_cycle__isnull=False) & ~Q(cycle_id=F("prev_cycle")),
-                    then=F("level"),
-                ),
-                default=Greatest(F("level") - F("prev_level"), Value(0.0)),
-                output_field=FloatField(),
-            )
+    skipped = [When(captured_at__lt=counted_from, then=Value(0.0))] if counted_from is not None else []
+    steps = readings.annotate(
+        level=level,
+        prev_level=Window(Lag(level), order_by=order),
+        prev_unit=Window(Lag("unit"), order_by=order),
+        prev_cycle=Window(Lag("cycle_id"), order_by=order),
+    ).annotate(
+        step=Case(
+            *skipped,
+            When(Q(prev_unit__isnull=True) | ~Q(unit=F("prev_unit")), then=Value(0.0)),
+            When(
+                Q(cycle_id__isnull=False, prev_cycle__isnull=False) & ~Q(cycle_id=F("prev_cycle")),
+                then=F("level"),
+            ),
+            default=Greatest(F("level") - F("prev_level"), Value(0.0)),
+            output_field=FloatField(),
         )
     )
     total = steps.aggregate(total=Sum("step"))["total"]
-    return float(total) if total is not None and math.isfinite(total) else 0.0
+    return float(total) if total is not None else 0.0
 
 
 @dataclass
@@ -247,29 +311,45 @@ class ToolCalls:
 def tool_calls_between(provider: str, start: datetime, end: datetime) -> ToolCalls:
     """The ``time_monthly`` counter and each tool of its breakdown, counted as ``consumed_between`` counts.
 
-    Σ positive steps between consecutive readings, a reading that opened a
-    new cycle counting its whole level, the first reading only a baseline. So
-    "Tool calls (7d)" and "Top tool (7d)" rest on the same readings and the
-    same rule. (The upstream's per-tool numbers need not add up to its
-    counter; the shares are of the tools' own total.) Two queries.
+    The counter's total is ``consumed_between``. Each tool's count is what its
+    own counter went up by in the range: within each cycle of the counter, its
+    level at the cycle's last reading of the range, less its level at the
+    range's first reading for the cycle that reading belongs to (the first
+    reading is only a baseline) or nothing for a cycle that began within the
+    range (a reset counts the new level). The tools' counters only grow
+    within a cycle, so this is the sum of their positive steps without reading
+    every step: a handful of readings found by index seeks, whatever the
+    range. (The upstream's per-tool numbers need not add up to its counter;
+    the shares are of the tools' own total.) Two queries.
     """
     total = consumed_between(provider, "time_monthly", start, end)
-    rows = (
-        QuotaReading.objects.filter(provider=provider, key="time_monthly", captured_at__gte=start, captured_at__lte=end)
+    readings = QuotaReading.objects.filter(provider=provider, key="time_monthly")
+    in_range = readings.filter(captured_at__gte=start, captured_at__lte=end)
+    # The last reading of every cycle that ended within the range: ResetCycle keeps its time.
+    closed = ResetCycle.objects.filter(
+        provider=provider, quota="time_monthly", last_reading_at__gte=start, last_reading_at__lte=end
+    ).exclude(ended_at=None)
+    ends = (
+        in_range.filter(
+            Q(captured_at=Subquery(in_range.order_by("captured_at", "id").values("captured_at")[:1]))
+            | Q(captured_at=Subquery(in_range.order_by("-captured_at", "-id").values("captured_at")[:1]))
+            | Q(captured_at__in=Subquery(closed.values("last_reading_at")))
+        )
         .order_by("captured_at", "id")
         .values_list("cycle_id", "details")
     )
-    counted: dict[str, float] = {}
-    previous: dict[str, float] | None = None
-    previous_cycle: int | None = None
-    for cycle_id, details in rows:
+    first: tuple[int | None, dict[str, float]] | None = None
+    last_of_cycle: dict[int | None, dict[str, float]] = {}
+    for cycle_id, details in ends:
         levels = _tool_levels(details)
-        if previous is not None:
-            reset = cycle_id is not None and previous_cycle is not None and cycle_id != previous_cycle
-            for name, level in levels.items():
-                step = level if reset else max(level - previous.get(name, 0.0), 0.0)
-                counted[name] = counted.get(name, 0.0) + step
-        previous, previous_cycle = levels, cycle_id
+        if first is None:
+            first = (cycle_id, levels)
+        last_of_cycle[cycle_id] = levels
+    counted: dict[str, float] = {}
+    for cycle_id, levels in last_of_cycle.items():
+        baseline = first[1] if first is not None and cycle_id == first[0] else {}
+        for name, level in levels.items():
+            counted[name] = counted.get(name, 0.0) + max(level - baseline.get(name, 0.0), 0.0)
     by_tool = sorted(((name, calls) for name, calls in counted.items() if calls > 0), key=lambda item: -item[1])
     return ToolCalls(total, by_tool)
 

@@ -312,8 +312,9 @@ class PollAttempt(models.Model):
             # poll history, newest first, all providers or one
             models.Index(fields=["-at"], name="attempt_recent"),
             models.Index(fields=["provider", "-at"], name="attempt_provider_recent"),
-            # last successful poll of a provider (/api/providers freshness), however long an outage
-            models.Index(fields=["provider", "-at"], name="attempt_provider_ok", condition=Q(outcome="ok")),
+            # last successful poll of a provider (/api/providers freshness), however long an outage;
+            # the polls of each outcome in a range (insights' poll success), counted from the index alone
+            models.Index(fields=["provider", "outcome", "-at"], name="attempt_provider_outcome"),
         ]
 
     def __str__(self) -> str:

@@ -64,7 +64,7 @@ def current(provider: str, now: datetime | None = None) -> dict[str, Any]:
     """The per-provider body of ``GET /api/current``.
 
     Queries (5 with data, 2 before the first poll): latest poll attempt,
-    latest usable snapshot, its readings, open cycles, recent readings.
+    latest usable snapshot, its readings, the open cycles they belong to, recent readings.
     """
     now = now or timezone.now()
     attempt = PollAttempt.objects.filter(provider=provider).order_by("-at", "-id").first()
@@ -88,7 +88,10 @@ def current(provider: str, now: datetime | None = None) -> dict[str, Any]:
     body["captured_at"] = isostring(snapshot.captured_at)
     body["plan"] = snapshot.plan or None
     readings = list(snapshot.readings.order_by("id"))
-    open_cycles = {c.pk: c for c in ResetCycle.objects.filter(provider=provider, ended_at__isnull=True)}
+    # By primary key: a year holds thousands of closed cycles that a filter on
+    # the provider would walk (SQLite passes the partial index of open cycles by).
+    cycle_ids = [r.cycle_id for r in readings if r.cycle_id is not None]
+    open_cycles = {c.pk: c for c in ResetCycle.objects.filter(pk__in=cycle_ids, ended_at__isnull=True)}
     recent = _recent_levels(provider, snapshot.captured_at)
     body["quotas"] = [quota_numbers(r, recent.get(r.key, []), open_cycles.get(r.cycle_id), now) for r in readings]
     return body

@@ -8,10 +8,9 @@ strings, numbers are rounded by kind (quotas.rounding), and empty lists are ``[]
 from __future__ import annotations
 
 from datetime import datetime
-from functools import reduce
-from operator import or_
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
+from django.db import connection
 from django.db.models import Avg, Count, F, Max, Min, Q, Sum
 from django.utils import timezone
 
@@ -70,10 +69,61 @@ def _seconds(started_at: datetime, ended_at: datetime | None, now: datetime) -> 
 
 
 def quota_keys(providers: list[str]) -> set[str]:
-    """Every quota key the providers have reported: in readings, or in cycles (kept longer). One query."""
-    readings = QuotaReading.objects.filter(provider__in=providers).values_list("key", flat=True).distinct()
-    held = ResetCycle.objects.filter(provider__in=providers).values_list("quota", flat=True).distinct()
-    return set(readings.union(held))
+    """Every quota key the providers have reported: in readings, or in cycles (kept longer).
+
+    One query per provider (an index walk over the keys, never a scan of the readings).
+    """
+    keys: set[str] = set()
+    for provider in providers:
+        keys.update(ends.key for ends in reading_ends(provider))
+        keys.update(ResetCycle.objects.filter(provider=provider).values_list("quota", flat=True).distinct())
+    return keys
+
+
+def quota_known(providers: list[str], quota: str) -> bool:
+    """Whether any of the providers has reported ``quota``: an index seek (two for a key only cycles hold)."""
+    return (
+        QuotaReading.objects.filter(provider__in=providers, key=quota).exists()
+        or ResetCycle.objects.filter(provider__in=providers, quota=quota).exists()
+    )
+
+
+class ReadingEnds(NamedTuple):
+    """A quota's oldest and newest reading (their ids)."""
+
+    key: str
+    first_id: int
+    newest_id: int
+
+
+# Walks the (provider, key, captured_at) index from key to key, the way a
+# "loose index scan" does: one seek per distinct key and two per key for its
+# ends, so the cost depends on the number of quotas, never on the readings.
+# (SELECT DISTINCT key or GROUP BY key would read every reading of a year.)
+READING_ENDS_SQL = """
+WITH RECURSIVE keys(key) AS (
+    SELECT MIN(key) FROM {table} WHERE provider = %s
+    UNION ALL
+    SELECT (SELECT MIN(r.key) FROM {table} r WHERE r.provider = %s AND r.key > keys.key)
+    FROM keys WHERE keys.key IS NOT NULL
+)
+SELECT
+    keys.key,
+    (SELECT r.id FROM {table} r WHERE r.provider = %s AND r.key = keys.key
+     ORDER BY r.captured_at, r.id LIMIT 1),
+    (SELECT r.id FROM {table} r WHERE r.provider = %s AND r.key = keys.key
+     ORDER BY r.captured_at DESC, r.id DESC LIMIT 1)
+FROM keys
+WHERE keys.key IS NOT NULL
+ORDER BY keys.key
+"""
+
+
+def reading_ends(provider: str) -> list[ReadingEnds]:
+    """Every key ``provider`` has readings of, with its oldest and newest reading, by key. One query."""
+    with connection.cursor() as cursor:
+        cursor.execute(READING_ENDS_SQL.format(table=QuotaReading._meta.db_table), [provider] * 4)
+        return [ReadingEnds(*row) for row in cursor.fetchall()]
 
 
 def cycles(provider: str, quota: str | None = None, limit: int = 50, now: datetime | None = None) -> dict[str, Any]:
@@ -121,22 +171,12 @@ def summary(provider: str) -> dict[str, Any]:
     aggregates.
     """
     _check_provider(provider)
-    seen = list(
-        QuotaReading.objects.filter(provider=provider)
-        .values("key")
-        .annotate(first_at=Min("captured_at"), last_at=Max("captured_at"))
-        .order_by("key")
-    )
-    if not seen:
+    ends = reading_ends(provider)
+    if not ends:
         return {"provider": provider, "quotas": []}
-    newest = {
-        row["key"]: row
-        for row in QuotaReading.objects.filter(
-            reduce(or_, (Q(key=row["key"], captured_at=row["last_at"]) for row in seen)), provider=provider
-        )
-        .order_by("id")
-        .values("key", "label", "kind", "unit")
-    }
+    readings = QuotaReading.objects.only("captured_at", "label", "kind", "unit").in_bulk(
+        [end.first_id for end in ends] + [end.newest_id for end in ends]
+    )
     completed = Q(ended_at__isnull=False)
     stats = {
         row["quota"]: row
@@ -153,19 +193,19 @@ def summary(provider: str) -> dict[str, Any]:
         .order_by()
     }
     quotas: list[QuotaSummary] = []
-    for row in seen:
-        key = row["key"]
-        latest = newest.get(key, {})
+    for end in ends:
+        key = end.key
+        latest = readings[end.newest_id]
         cycle = stats.get(key)
-        since = row["first_at"]
+        since = readings[end.first_id].captured_at
         if cycle is not None and cycle["first_started"] is not None:
             since = min(since, cycle["first_started"])
         quotas.append(
             {
                 "key": key,
-                "label": latest.get("label", key),
-                "kind": latest.get("kind", ""),
-                "unit": latest.get("unit", ""),
+                "label": latest.label,
+                "kind": latest.kind,
+                "unit": latest.unit,
                 "completed_cycles": cycle["completed_cycles"] if cycle else 0,
                 "avg_consumed_per_cycle": rounding.derived(cycle["avg_consumed"]) if cycle else None,
                 "max_consumed_per_cycle": rounding.derived(cycle["max_consumed"]) if cycle else None,
@@ -275,4 +315,14 @@ def providers(now: datetime | None = None) -> dict[str, Any]:
     return {"providers": answer}
 
 
-__all__ = ["MAX_LIMIT", "cycles", "polls", "providers", "quota_keys", "sessions", "summary"]
+__all__ = [
+    "MAX_LIMIT",
+    "cycles",
+    "polls",
+    "providers",
+    "quota_keys",
+    "quota_known",
+    "reading_ends",
+    "sessions",
+    "summary",
+]

@@ -5,17 +5,19 @@ from __future__ import annotations
 import copy
 import json
 import math
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from conftest import fixture_json, store_payload
-from quotas.insights import ALL_HIDDEN_KEY, INSIGHT_KEYS, consumed_between, insights
-from quotas.models import PollAttempt, PollSession, ResetCycle
+from quotas.insights import ALL_HIDDEN_KEY, INSIGHT_KEYS, consumed_between, insights, tool_calls_between
+from quotas.models import PollAttempt, PollSession, QuotaReading, ResetCycle
 
 S = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
 WINDOW = timedelta(hours=5)
 M = 1_000_000
 
@@ -463,3 +465,79 @@ def test_consumption_ignores_a_switch_between_numbers_and_shares() -> None:
 
     assert math.isfinite(total)
     assert total == 0.0
+
+
+def test_long_ranges_add_up_hourly_rollups_and_read_only_the_edge_hours() -> None:
+    # Three days of Synthetic polls every 20 minutes: the subscription resets every
+    # 5 hours, the rolling window goes up and down; a three-hour outage on day two.
+    payload = fixture_json("synthetic/v3_rolling_windows.json")
+    rng = random.Random(3)
+    used, remaining, renews = 0.0, 400.0, S + WINDOW
+    for k in range(3 * 72):
+        at = S + k * 20 * MINUTE
+        if 100 <= k < 109:
+            continue
+        if at >= renews:
+            used, renews = 0.0, renews + WINDOW
+        used += rng.choice([0, 1, 4, 9])
+        remaining = min(max(remaining + rng.choice([-12, -3, 0, 5, 8]), 0), 500)
+        payload["subscription"].update(requests=used, renewsAt=renews.isoformat())
+        payload["rollingFiveHourLimit"]["remaining"] = remaining
+        poll("synthetic", copy.deepcopy(payload), at)
+    ranges = [(S, S + 72 * HOUR), (S + 37 * MINUTE, S + 53 * HOUR + 13 * MINUTE), (S + 90 * MINUTE, S + 4 * HOUR)]
+
+    expected = {
+        (key, start, end): steps_from_readings("synthetic", key, start, end)
+        for key in ("subscription", "rolling_5h")
+        for start, end in ranges
+    }
+    assert all(total > 0 for total in expected.values())
+    # What the whole hours hold now comes from the roll-ups alone.
+    QuotaReading.objects.filter(captured_at__gte=S + 3 * HOUR, captured_at__lt=S + 52 * HOUR).delete()
+
+    for (key, start, end), total in expected.items():
+        if end - start > 3 * HOUR:
+            assert consumed_between("synthetic", key, start, end) == pytest.approx(total), (key, start, end)
+
+
+def steps_from_readings(provider: str, key: str, start: datetime, end: datetime) -> float:
+    """consumed_between's rule, step by step over every reading of the range."""
+    total, previous = 0.0, None
+    for reading in QuotaReading.objects.filter(
+        provider=provider, key=key, captured_at__gte=start, captured_at__lte=end
+    ).order_by("captured_at", "id"):
+        if previous is not None and reading.unit == previous.unit:
+            if reading.cycle_id is not None and previous.cycle_id is not None and reading.cycle_id != previous.cycle_id:
+                total += reading.level
+            else:
+                total += max(reading.level - previous.level, 0.0)
+        previous = reading
+    return total
+
+
+def test_tool_counts_across_a_monthly_reset_count_the_new_level() -> None:
+    payload = fixture_json("zai/v2_weekly_and_level.json")
+    time_monthly = payload["data"]["limits"][2]
+    reset = S + 3 * HOUR
+    polls = [
+        # minutes, search-prime, web-reader, zread, next reset
+        (0, 40, 21, 8, reset),
+        (60, 50, 21, 9, reset),
+        (120, 61, 30, 9, reset),
+        (190, 3, 1, 0, reset + 30 * 24 * HOUR),
+        (250, 7, 2, 0, reset + 30 * 24 * HOUR),
+    ]
+    for minutes, search, reader, zread, resets_at in polls:
+        time_monthly.update(currentValue=search + reader + zread, nextResetTime=int(resets_at.timestamp() * 1000))
+        time_monthly["usageDetails"] = [
+            {"modelCode": "search-prime", "usage": search},
+            {"modelCode": "web-reader", "usage": reader},
+            {"modelCode": "zread", "usage": zread},
+        ]
+        poll("zai", copy.deepcopy(payload), S + minutes * MINUTE)
+
+    calls = tool_calls_between("zai", S + 30 * MINUTE, S + 250 * MINUTE)
+
+    # from the 1:00 baseline: 11 + 9 + 0 before the reset, then 7 + 2 + 0 after it
+    assert calls.by_tool == [("search-prime", 18.0), ("web-reader", 11.0)]
+    assert calls.total == 29.0

@@ -10,7 +10,7 @@ from django.db import connection
 from conftest import SYNTHETIC_KEY, store_failure, store_quotas
 from quotas import reports
 from quotas.locking import PollLock
-from quotas.models import PollAttempt, PollRequest, PollSession, ResetCycle
+from quotas.models import PollAttempt, PollRequest, PollSession, QuotaReading, ResetCycle
 from quotas.providers.base import Quota
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -365,3 +365,17 @@ def test_a_limit_outside_1_to_500_is_refused(limit: int) -> None:
 def test_an_unknown_provider_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown provider"):
         reports.summary("openai")
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="reads SQLite's query plan")
+def test_the_summary_seeks_each_quotas_ends_instead_of_scanning_the_readings() -> None:
+    three_cycles()
+    with connection.cursor() as cursor:
+        sql = reports.READING_ENDS_SQL.format(table=QuotaReading._meta.db_table)
+        cursor.execute("EXPLAIN QUERY PLAN " + sql, ["synthetic"] * 4)
+        plan = [row[-1] for row in cursor.fetchall()]
+
+    readings = [step for step in plan if "reading_quota_history" in step or "quotas_quotareading" in step]
+    # the first key, each next key, each key's oldest and newest reading: index seeks, no scan
+    assert len(readings) == 4
+    assert all(step.startswith("SEARCH") and "INDEX reading_quota_history" in step for step in readings)
