@@ -1,9 +1,9 @@
-# SynTrack: `make run` sets up and starts everything, `make test` runs the suite.
+# SynTrack: `make run` sets up and starts everything, `make test` runs the suite, `make bench` measures.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint clean
+.PHONY: run test bench lint clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ run: $(VENV)/.installed .env
 test: $(VENV)/.test-installed
 	$(PY) -m ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Not a test: minutes to an hour (BENCH_ARGS="--days 1,30 --db sqlite" for a quick run; see bench/run.py).
+bench: $(VENV)/.installed
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles

@@ -91,3 +91,20 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def bare_rss_kib(env: dict[str, str]) -> int:
+    """The RSS of a process that only ran ``django.setup()`` and opened the database: the floor."""
+    floor = subprocess.Popen(
+        [sys.executable, "-c", "import django, time; django.setup(); from django.db import connection; "
+         "connection.ensure_connection(); print('ready', flush=True); time.sleep(60)"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        if floor.stdout.readline().strip() != "ready":
+            raise SystemExit(f"the bare Django process exited with {floor.wait()}")
+        return rss_kib(floor.pid)
+    finally:
+        floor.kill()
+        floor.wait()
+        floor.stdout.close()

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, bench_env, manage, rss_kib, start_upstream
+from common import ROOT, bare_rss_kib, bench_env, manage, rss_kib, start_upstream
 
 
 def polls_done(db: Path) -> int:
@@ -40,14 +40,7 @@ def main() -> None:
     db = Path(env["SYNTRACK_DB_PATH"])
     manage("migrate", "--noinput", "-v0", env=env)
 
-    floor = subprocess.Popen(
-        [sys.executable, "-c", "import django, time; django.setup(); from django.db import connection; "
-         "connection.ensure_connection(); print('ready', flush=True); time.sleep(30)"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    floor.stdout.readline()
-    print(f"bare Django process (settings loaded, DB connected): {rss_kib(floor.pid) / 1024:.1f} MiB")
-    floor.kill()
+    print(f"bare Django process (settings loaded, DB connected): {bare_rss_kib(env) / 1024:.1f} MiB")
 
     poller = subprocess.Popen(
         [sys.executable, "manage.py", "poll", "--interval", str(args.interval), "--max-polls", str(args.polls + 2)],
