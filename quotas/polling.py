@@ -9,7 +9,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from quotas import cycles
+from quotas import cycles, rollups
 from quotas.models import Outcome, PollAttempt, PollSession, QuotaReading, Snapshot
 from quotas.providers import Fetched
 from quotas.providers.base import DRIFT, Parsed, PollFailure, Quota
@@ -24,7 +24,7 @@ def store(fetched: Fetched, session: PollSession | None = None) -> PollAttempt:
     """Write one poll's outcome in a single transaction and return its attempt.
 
     1. A parsed payload becomes a snapshot (raw body compressed), one reading
-       per window, and updates of the reset cycles.
+       per window, and updates of the reset cycles and the roll-ups.
     2. A payload with nothing usable keeps its raw body in an unusable
        snapshot (for ``reparse``) and leaves the last good readings alone.
     3. Every fetch, good or bad, becomes a poll attempt; the session counts it.
@@ -49,10 +49,8 @@ def _store(fetched: Fetched, session: PollSession | None) -> PollAttempt:
         apply_outcome(snapshot, parsed, None)
         snapshot.save()
         readings = add_readings(snapshot, parsed.quotas, session)
-        outcome, drift = Outcome.OK, bool(parsed.unknown)
-        message = f"{len(readings)} quotas"
-        if parsed.unknown:
-            message += "; unknown: " + ", ".join(parsed.unknown)
+        rollups.record(snapshot, readings)
+        outcome, drift, message = ok_outcome(parsed, readings)
     else:
         failure = fetched.failure
         assert failure is not None
@@ -79,6 +77,14 @@ def _store(fetched: Fetched, session: PollSession | None) -> PollAttempt:
             session.polls_failed += 1
         session.save()
     return attempt
+
+
+def ok_outcome(parsed: Parsed, readings: list[QuotaReading]) -> tuple[str, bool, str]:
+    """The attempt's outcome, drift flag and message for a payload that parsed."""
+    message = f"{len(readings)} quotas"
+    if parsed.unknown:
+        message += "; unknown: " + ", ".join(parsed.unknown)
+    return Outcome.OK, bool(parsed.unknown), message
 
 
 # What apply_outcome sets on a snapshot.

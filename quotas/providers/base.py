@@ -9,6 +9,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 # Outcomes of one poll attempt; the API exposes exactly these strings.
@@ -142,6 +143,8 @@ _CURRENCY = re.compile(r"(?i)usd|us(?=\$)|\$|,|\s")
 
 def finite(value: float | None) -> float | None:
     """``value`` as a float when it is a finite number, else None (no NaN or ∞ is ever stored)."""
+    if type(value) is float:  # the common case, first
+        return value if math.isfinite(value) else None
     if value is None or isinstance(value, bool) or not isinstance(value, int | float):
         return None
     try:
@@ -178,6 +181,14 @@ _WHITESPACE = re.compile(r"\s+")
 def clean_text(value: Any, max_length: int, *, ellipsis: bool = True) -> str:
     """Upstream text made safe to store and show: no control characters, one line, bounded."""
     text = value if isinstance(value, str) else str(value)
+    # The same few labels come back at every poll (and a million times in `demo`): remember them.
+    if len(text) <= 200:
+        return _clean_text(text, max_length, ellipsis)
+    return _clean_text.__wrapped__(text, max_length, ellipsis)
+
+
+@lru_cache(maxsize=1024)
+def _clean_text(text: str, max_length: int, ellipsis: bool) -> str:
     text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cs") else ch for ch in text)
     text = _WHITESPACE.sub(" ", text).strip()
     if len(text) <= max_length:
@@ -188,6 +199,13 @@ def clean_text(value: Any, max_length: int, *, ellipsis: bool = True) -> str:
 def slug(name: Any, max_length: int = MAX_KEY) -> str:
     """A stable key from upstream text: ``FOO_LIMIT`` → ``foo_limit``, ``dailyCap`` → ``daily_cap``."""
     text = name if isinstance(name, str) else str(name)
+    if len(text) <= 200:
+        return _slug(text, max_length)
+    return _slug.__wrapped__(text, max_length)
+
+
+@lru_cache(maxsize=1024)
+def _slug(text: str, max_length: int) -> str:
     text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", text).lower()
     text = re.sub(r"[^a-z0-9]+", "_", text).strip("_")
     return text[:max_length].rstrip("_")
