@@ -112,13 +112,15 @@ def fresh_database(tmp: Path, postgres_url: str, name: str, upstream) -> dict[st
 class Server:
     """gunicorn as `manage.py serve` runs it: 2 workers, here on a free loopback port."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], log: Path) -> None:
         self.base = f"http://127.0.0.1:{free_port()}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "syntrack_site.wsgi", "--workers", "2",
-             "--bind", self.base.removeprefix("http://"), "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        self.log = log
+        with log.open("w") as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "syntrack_site.wsgi", "--workers", "2",
+                 "--bind", self.base.removeprefix("http://"), "--log-level", "warning"],
+                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+            )  # fmt: skip
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -128,7 +130,7 @@ class Server:
                 pass  # not listening yet, or a worker still booting
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise SystemExit(f"gunicorn did not start:\n{self.process.stderr.read()}")
+                raise SystemExit(f"gunicorn did not start:\n{log.read_text()}")
             time.sleep(0.1)
 
     def worker_rss_kib(self) -> int:
@@ -182,7 +184,7 @@ def measure_size(kind: str, days: int, tmp: Path, postgres_url: str, calls: int)
     result["database_bytes"] = database_bytes(env)
     # The API answers for configured providers only; the server never polls.
     env.update(SYNTHETIC_API_KEY="syn_bench_key_0123456789", ZAI_API_KEY="zai-bench-key-0123456789")
-    server = Server(env)
+    server = Server(env, tmp / f"gunicorn-{days}d.log")
     try:
         session = signed_in(server.base, "admin", env["SYNTRACK_ADMIN_PASS"])
         result["endpoints"] = {name: timed(session, server.base + path, calls) for name, path in ENDPOINTS}
