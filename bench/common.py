@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -108,3 +109,25 @@ def bare_rss_kib(env: dict[str, str]) -> int:
         floor.kill()
         floor.wait()
         floor.stdout.close()
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def drop_postgres(url: str, create: bool = False) -> None:
+    """Drop the database ``url`` names, and create it afresh if asked: every size starts from nothing."""
+    import psycopg
+
+    name = urlsplit(url).path.lstrip("/")
+    try:
+        with psycopg.connect(with_database(url, "postgres"), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            if create:
+                conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as e:
+        # Not the URL: it may hold a password.
+        where = f"{urlsplit(url).hostname}:{urlsplit(url).port or 5432}"
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SystemExit(f"PostgreSQL at {where}: {reason}") from None

@@ -31,11 +31,21 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import requests
 import startup
-from common import ROOT, bare_rss_kib, bench_env, manage, rss_kib, start_upstream, summary_ms
+from common import (
+    ROOT,
+    bare_rss_kib,
+    bench_env,
+    drop_postgres,
+    manage,
+    rss_kib,
+    start_upstream,
+    summary_ms,
+    with_database,
+)
 
 DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/syntrack_bench"
 RANGES = ("1h", "6h", "24h", "7d", "30d")
@@ -65,28 +75,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-def drop_postgres(url: str, create: bool = False) -> None:
-    """Drop the database ``url`` names, and create it afresh if asked: every size starts from nothing."""
-    import psycopg
-
-    name = urlsplit(url).path.lstrip("/")
-    try:
-        with psycopg.connect(with_database(url, "postgres"), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            if create:
-                conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.Error as e:
-        # Not the URL: it may hold a password.
-        where = f"{urlsplit(url).hostname}:{urlsplit(url).port or 5432}"
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SystemExit(f"PostgreSQL at {where}: {reason} (or run with --db sqlite)") from None
 
 
 def database_bytes(env: dict[str, str]) -> int:

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, bench_env, manage, start_upstream, summary_ms
+from common import ROOT, bench_env, drop_postgres, manage, start_upstream, summary_ms
 
 TARGET_RATIO = 1.2
 BARE = [sys.executable, "-c", "import django; django.setup()"]
@@ -68,13 +68,17 @@ def table(result: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=15, help="runs of each command (at least 10)")
-    parser.add_argument("--database-url", default="", help="a PostgreSQL database to use instead of a SQLite file")
+    parser.add_argument(
+        "--database-url", default="", help="a PostgreSQL database to create, use and drop instead of a SQLite file"
+    )
     parser.add_argument("--json", type=Path, help="also write the JSON to this file")
     args = parser.parse_args()
     if args.runs < 10:
         parser.error("--runs must be at least 10")
 
     upstream = start_upstream()
+    if args.database_url:
+        drop_postgres(args.database_url, create=True)
     try:
         with tempfile.TemporaryDirectory(prefix="syntrack-bench-") as tmp:
             env = bench_env(Path(tmp), args.database_url, upstream)
@@ -83,6 +87,8 @@ def main() -> None:
             result["database"] = "postgresql" if args.database_url else "sqlite"
     finally:
         upstream.shutdown()
+        if args.database_url:
+            drop_postgres(args.database_url)
     print(table(result))
     text = json.dumps(result, indent=2)
     print(text)
