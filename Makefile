@@ -1,10 +1,10 @@
-# SynTrack: `make run` sets up and starts everything, `make test` runs the suite,
+# SynTrack: `make run` sets up and starts everything, `make test` runs the suite, `make bench` measures,
 # `make demo` serves 30 days of simulated history from a throw-away database (no keys needed).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run demo test lint clean
+.PHONY: run demo test bench lint clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ demo: $(VENV)/.installed
 test: $(VENV)/.test-installed
 	$(PY) -m ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Not a test: minutes to an hour (BENCH_ARGS="--days 1,30 --db sqlite" for a quick run; see bench/run.py).
+bench: $(VENV)/.installed
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles .demo

@@ -10,26 +10,14 @@ after its first poll and at every 25 polls. Uses a throw-away SQLite database.
 from __future__ import annotations
 
 import argparse
-import os
 import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tools.fake_upstream import serve  # noqa: E402
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+from common import ROOT, bare_rss_kib, bench_env, manage, rss_kib, start_upstream
 
 
 def polls_done(db: Path) -> int:
@@ -46,32 +34,13 @@ def main() -> None:
     parser.add_argument("--interval", type=int, default=10)
     args = parser.parse_args()
 
-    server = serve(0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_port}"
+    server = start_upstream()
     tmp = Path(tempfile.mkdtemp(prefix="syntrack-bench-"))
-    db = tmp / "bench.db"
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
-        "DJANGO_SETTINGS_MODULE": "syntrack_site.settings",
-        "SYNTRACK_DB_PATH": str(db),
-        "SECRET_KEY": "bench-secret-key-0123456789-0123456789-abcdef",
-        "SYNTHETIC_API_KEY": "syn_bench_key_0123456789",
-        "SYNTHETIC_BASE_URL": base,
-        "ZAI_API_KEY": "zai-bench-key-0123456789",
-        "ZAI_BASE_URL": f"{base}/api",
-        "SYNTRACK_LOG_LEVEL": "warn",
-    }
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    env = bench_env(tmp, upstream=server)
+    db = Path(env["SYNTRACK_DB_PATH"])
+    manage("migrate", "--noinput", "-v0", env=env)
 
-    floor = subprocess.Popen(
-        [sys.executable, "-c", "import django, time; django.setup(); from django.db import connection; "
-         "connection.ensure_connection(); print('ready', flush=True); time.sleep(30)"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    floor.stdout.readline()
-    print(f"bare Django process (settings loaded, DB connected): {rss_kib(floor.pid) / 1024:.1f} MiB")
-    floor.kill()
+    print(f"bare Django process (settings loaded, DB connected): {bare_rss_kib(env) / 1024:.1f} MiB")
 
     poller = subprocess.Popen(
         [sys.executable, "manage.py", "poll", "--interval", str(args.interval), "--max-polls", str(args.polls + 2)],

@@ -14,8 +14,12 @@ from django.core.checks import Warning, register
 
 from syntrack_site.config import unknown_variables
 
+# The tag of the checks a short-lived command such as `poll --once` must still
+# run: they read the settings only, so they cost nothing at start.
+CONFIGURATION = "configuration"
 
-@register()
+
+@register(CONFIGURATION)
 def unknown_syntrack_variables(app_configs: object = None, **kwargs: object) -> list[Warning]:
     warnings = []
     for name, where, closest in unknown_variables(os.environ, settings.SYNTRACK_ENV_FILE):
