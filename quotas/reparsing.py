@@ -50,12 +50,17 @@ def reparse(provider: str, chunk_size: int = REPARSE_CHUNK) -> ReparseCounts:
     pruned keeps its readings. Either way the readings go through cycle
     tracking again, exactly as the poller feeds them. The caller holds the
     poller lock.
+
+    Cycles that ended before the oldest snapshot left are kept as they are:
+    retention (quotas.retention) removed what they were built from, and
+    cycles are kept forever. A cycle running across that point is rebuilt from
+    the snapshots left, so it starts there.
     """
     adapter = ADAPTERS[provider]
     counts = ReparseCounts()
     with transaction.atomic():
         QuotaReading.objects.filter(provider=provider, cycle__isnull=False).update(cycle=None)
-        ResetCycle.objects.filter(provider=provider).delete()
+        _rebuilt_cycles(provider).delete()
         walk = (
             Snapshot.objects.filter(provider=provider)
             .order_by("captured_at", "id")
@@ -70,6 +75,14 @@ def reparse(provider: str, chunk_size: int = REPARSE_CHUNK) -> ReparseCounts:
             open_cycles.flush()
         counts.cycles = ResetCycle.objects.filter(provider=provider).count()
     return counts
+
+
+def _rebuilt_cycles(provider: str):
+    cycles_ = ResetCycle.objects.filter(provider=provider)
+    first = (
+        Snapshot.objects.filter(provider=provider).order_by("captured_at").values_list("captured_at", flat=True).first()
+    )
+    return cycles_ if first is None else cycles_.exclude(ended_at__lte=first)
 
 
 def _reparse_chunk(
