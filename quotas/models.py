@@ -1,4 +1,4 @@
-"""SynTrack's data: snapshots, readings, reset cycles, poll sessions, attempts and requests."""
+"""SynTrack's data: snapshots, readings, roll-ups, reset cycles, poll sessions, attempts and requests."""
 
 from __future__ import annotations
 
@@ -110,6 +110,76 @@ class QuotaReading(models.Model):
     @property
     def scale(self) -> float | None:
         return self.limit if self.used is not None else (100.0 if self.percent is not None else None)
+
+
+class Resolution(models.IntegerChoices):
+    """Roll-up bucket sizes in seconds (quotas.rollups says why these two)."""
+
+    FIVE_MINUTES = 300, "5 minutes"
+    HOUR = 3600, "1 hour"
+
+
+class QuotaRollup(models.Model):
+    """One quota's readings within one time bucket, summed up (quotas.rollups).
+
+    Buckets are aligned on the Unix epoch (``start`` is a multiple of
+    ``resolution`` seconds). Only readings with a percent are rolled up (the
+    chart's readings). ``min_*`` is the earliest of the lowest readings and
+    ``max_*`` the latest of the highest; each ``*_used`` is that reading's own
+    ``used``. ``consumed`` sums what each reading in the bucket added to the
+    level (``used``, else the percent): its rise since the quota's previous
+    reading, or its whole level when it opened a new reset cycle (as cycles.py
+    counts it). ``reset_*`` is the last reset in the bucket: the last reading
+    before it (possibly in an earlier bucket) and the first after it.
+    """
+
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    key = models.CharField(max_length=MAX_KEY)
+    resolution = models.PositiveIntegerField(choices=Resolution.choices)
+    start = models.DateTimeField()
+    label = models.CharField(max_length=MAX_LABEL)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    unit = models.CharField(max_length=MAX_UNIT)
+    count = models.PositiveIntegerField(default=0)
+    first_at = models.DateTimeField()
+    first_percent = models.FloatField()
+    first_used = models.FloatField(null=True)
+    last_at = models.DateTimeField()
+    last_percent = models.FloatField()
+    last_used = models.FloatField(null=True)
+    min_at = models.DateTimeField()
+    min_percent = models.FloatField()
+    min_used = models.FloatField(null=True)
+    max_at = models.DateTimeField()
+    max_percent = models.FloatField()
+    max_used = models.FloatField(null=True)
+    consumed = models.FloatField(default=0)
+    last_cycle_id = models.BigIntegerField(null=True)
+    reset_before_at = models.DateTimeField(null=True)
+    reset_before_percent = models.FloatField(null=True)
+    reset_before_used = models.FloatField(null=True)
+    reset_after_at = models.DateTimeField(null=True)
+    reset_after_percent = models.FloatField(null=True)
+    reset_after_used = models.FloatField(null=True)
+    # The longest silence ending in the bucket: from the quota's previous
+    # reading (possibly in an earlier bucket) to one in this bucket. History
+    # finds the gaps of a range from these without reading snapshots.
+    gap_began_at = models.DateTimeField(null=True)
+    gap_ended_at = models.DateTimeField(null=True)
+    gap_seconds = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [
+            # one bucket per quota, size and start; the poller's upsert relies on it
+            models.UniqueConstraint(fields=["provider", "key", "resolution", "start"], name="rollup_one_per_bucket"),
+        ]
+        indexes = [
+            # history: every quota of a provider at one resolution over a time range
+            models.Index(fields=["provider", "resolution", "start"], name="rollup_provider_range"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.key} {self.resolution} s from {timezone.localtime(self.start):%Y-%m-%d %H:%M}"
 
 
 class ResetCycle(models.Model):
