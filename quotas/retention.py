@@ -8,7 +8,10 @@ What goes, per provider:
 3. snapshots older than that horizon left with neither readings nor a raw body;
 4. poll attempts older than ``ATTEMPT_RETENTION_DAYS`` (never shorter than the
    readings' horizon), except each provider's latest and latest successful one
-   (``/api/providers`` freshness).
+   (``/api/providers`` freshness);
+5. 5-minute roll-ups at the readings' horizon: they serve the short chart
+   ranges, which the fine readings cover anyway; hourly roll-ups after
+   ``HOURLY_ROLLUP_RETENTION_DAYS`` (quotas.rollups).
 
 Reset cycles and poll sessions are kept forever. A retention of 0 days keeps
 that kind of row forever.
@@ -33,7 +36,16 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from quotas.models import Outcome, PollAttempt, Provider, QuotaReading, Setting, Snapshot
+from quotas.models import (
+    Outcome,
+    PollAttempt,
+    Provider,
+    QuotaReading,
+    QuotaRollup,
+    Resolution,
+    Setting,
+    Snapshot,
+)
 from quotas.numbers import RATE_WINDOW
 
 # Rows per batch: one batch is a few milliseconds on SQLite, so a step
@@ -46,6 +58,10 @@ PRUNE_EVERY = timedelta(days=1)
 LAST_PRUNE_KEY = "retention.last_prune_at"
 # Poll attempts feed /api/polls and the uptime insight (30 days at most): three months is plenty.
 ATTEMPT_RETENTION_DAYS = 90
+# Hourly roll-ups draw the long chart ranges, at some 400 bytes an hour per quota: a year and a
+# month of them (~30 MB for both providers' 8 quotas) keeps a year of history at hand, and the
+# database stops growing past that horizon.
+HOURLY_ROLLUP_RETENTION_DAYS = 400
 # Free pages handed back per PRAGMA incremental_vacuum (4 KiB each: 1 MiB).
 VACUUM_PAGES = 256
 # The clock budgets are measured with (tests replace it).
@@ -59,20 +75,28 @@ class Horizons:
     raw: datetime | None
     readings: datetime | None
     attempts: datetime | None
+    hourly_rollups: datetime | None
 
     @classmethod
     def at(cls, now: datetime) -> Horizons:
         raw_days = settings.SYNTRACK_RAW_RETENTION_DAYS
         reading_days = settings.SYNTRACK_READING_RETENTION_DAYS
         attempt_days = max(ATTEMPT_RETENTION_DAYS, reading_days) if reading_days else 0
+        hourly_days = max(HOURLY_ROLLUP_RETENTION_DAYS, reading_days) if reading_days else 0
         return cls(
             raw=now - timedelta(days=raw_days) if raw_days else None,
             readings=now - timedelta(days=reading_days) if reading_days else None,
             attempts=now - timedelta(days=attempt_days) if attempt_days else None,
+            hourly_rollups=now - timedelta(days=hourly_days) if hourly_days else None,
         )
 
     def named(self) -> list[tuple[str, datetime | None]]:
-        return [("raw bodies", self.raw), ("readings", self.readings), ("poll attempts", self.attempts)]
+        return [
+            ("raw bodies", self.raw),
+            ("readings and 5-minute roll-ups", self.readings),
+            ("poll attempts", self.attempts),
+            ("hourly roll-ups", self.hourly_rollups),
+        ]
 
 
 @dataclass
@@ -146,6 +170,10 @@ class Pruner:
             yield Task("snapshots", *_snapshots(kept, h.raw))
         if h.attempts is not None:
             yield Task("poll attempts", *_attempts(h.attempts))
+        if h.readings is not None:
+            yield Task("5-minute roll-ups", *_rollups(Resolution.FIVE_MINUTES, h.readings))
+        if h.hourly_rollups is not None:
+            yield Task("hourly roll-ups", *_rollups(Resolution.HOUR, h.hourly_rollups))
 
 
 def _kept_from(provider: str, horizon: datetime) -> datetime:
@@ -213,6 +241,15 @@ def _attempts(horizon: datetime) -> tuple[Callable[[], int], Callable[[], int]]:
             PollAttempt.objects.filter(provider=provider, at__lt=horizon).exclude(pk__in=spared).order_by("at")
         )
     return _chain(per_provider, lambda ids: PollAttempt.objects.filter(pk__in=ids).delete())
+
+
+def _rollups(resolution: int, horizon: datetime) -> tuple[Callable[[], int], Callable[[], int]]:
+    # Per provider, along the (provider, resolution, start) index.
+    per_provider = [
+        QuotaRollup.objects.filter(provider=provider, resolution=resolution, start__lt=horizon).order_by("start")
+        for provider in Provider.values
+    ]
+    return _chain(per_provider, lambda ids: QuotaRollup.objects.filter(pk__in=ids).delete())
 
 
 def _chain(querysets: list, remove: Callable[[list[int]], object]) -> tuple[Callable[[], int], Callable[[], int]]:

@@ -15,7 +15,16 @@ from django.utils import timezone
 
 from conftest import fixture_bytes, store_failure, store_payload
 from quotas import numbers, retention
-from quotas.models import PollAttempt, PollSession, QuotaReading, ResetCycle, Setting, Snapshot
+from quotas.models import (
+    PollAttempt,
+    PollSession,
+    QuotaReading,
+    QuotaRollup,
+    ResetCycle,
+    Resolution,
+    Setting,
+    Snapshot,
+)
 
 NOW = datetime(2027, 6, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -78,8 +87,49 @@ def test_each_kind_of_row_goes_at_its_own_horizon() -> None:
         "readings": 2 * per_snapshot,
         "snapshots": 2,
         "poll attempts": 2,  # 100 and 95 days old
+        "5-minute roll-ups": 0,
+        "hourly roll-ups": 0,
     }
     assert prune().finished and done(prune()) == dict.fromkeys(done(pruner), 0)
+
+
+def rollup(resolution: int, start: datetime, provider: str = "synthetic") -> QuotaRollup:
+    point = {
+        f"{edge}_{field}": value
+        for edge in ("first", "last", "min", "max")
+        for field, value in (("at", start), ("percent", 1.0))
+    }
+    return QuotaRollup.objects.create(
+        provider=provider,
+        key="k",
+        resolution=resolution,
+        start=start,
+        label="K",
+        kind="reset",
+        unit="requests",
+        **point,
+    )
+
+
+def test_five_minute_roll_ups_go_with_the_readings_and_hourly_ones_after_400_days() -> None:
+    for provider in ("synthetic", "zai"):
+        for age in (36, 34):
+            rollup(Resolution.FIVE_MINUTES, NOW - age * DAY, provider)
+        for age in (401, 399, 36):
+            rollup(Resolution.HOUR, NOW - age * DAY, provider)
+
+    pruner = prune()
+
+    kept = QuotaRollup.objects.order_by("provider", "resolution", "start")
+    assert [(r.provider, r.resolution, (NOW - r.start) / DAY) for r in kept] == [
+        ("synthetic", 300, 34),
+        ("synthetic", 3600, 399),
+        ("synthetic", 3600, 36),
+        ("zai", 300, 34),
+        ("zai", 3600, 399),
+        ("zai", 3600, 36),
+    ]
+    assert (done(pruner)["5-minute roll-ups"], done(pruner)["hourly roll-ups"]) == (2, 2)
 
 
 def test_the_latest_usable_snapshot_and_the_hour_before_it_survive() -> None:
@@ -256,12 +306,15 @@ def test_prune_command_dry_run_counts_and_removes_nothing() -> None:
 
     assert out.splitlines() == [
         "raw bodies to prune: before 2027-05-02 12:00Z",
-        "readings to prune: before 2027-04-27 12:00Z",
+        "readings and 5-minute roll-ups to prune: before 2027-04-27 12:00Z",
         "poll attempts to prune: before 2027-03-03 12:00Z",
+        "hourly roll-ups to prune: before 2026-04-27 12:00Z",
         "raw bodies: 2 would be removed",
         "readings: 6 would be removed",
         "snapshots: 2 would be removed",
         "poll attempts: 1 would be removed",
+        "5-minute roll-ups: 0 would be removed",
+        "hourly roll-ups: 0 would be removed",
     ]
     assert Snapshot.objects.count() == 3
     assert retention.last_prune() is None
@@ -273,11 +326,13 @@ def test_prune_command_prunes_everything_and_records_when() -> None:
 
     out = run_prune()  # call_command raising would fail the test: exit 0
 
-    assert out.splitlines()[3:] == [
+    assert out.splitlines()[4:] == [
         "raw bodies: 2 removed",
         "readings: 6 removed",
         "snapshots: 2 removed",
         "poll attempts: 1 removed",
+        "5-minute roll-ups: 0 removed",
+        "hourly roll-ups: 0 removed",
     ]
     assert Snapshot.objects.count() == 1
     assert retention.last_prune() == NOW
