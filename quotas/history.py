@@ -10,18 +10,19 @@ database.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import math
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
 from django.conf import settings
 from django.db import NotSupportedError
 from django.db.models import F, FloatField, Func, Max, Min, Q, Subquery, Value, Window
-from django.db.models.functions import Coalesce, Floor, Lead
+from django.db.models.functions import Coalesce, Floor, Lag, Lead
 from django.utils import timezone
 
 from lib.timefmt import isostring
 from quotas import rounding
-from quotas.models import PollSession, QuotaReading, Snapshot
+from quotas.models import PollSession, QuotaReading, QuotaRollup, Resolution, Snapshot
 from quotas.providers import ADAPTERS
 
 RANGES: dict[str, timedelta] = {
@@ -84,7 +85,7 @@ class EpochSeconds(Func):
         return super().as_sql(compiler, connection, template=template, **extra)
 
 
-def history(provider: str, range_key: str, now: datetime | None = None) -> History:
+def history(provider: str, range_key: str, now: datetime | None = None, source: str | None = None) -> History:
     """Every quota of ``provider`` as % of its limit over the range, with the gaps.
 
     Points are ``[time, percent, used]`` (``used`` null when the upstream only
@@ -92,10 +93,17 @@ def history(provider: str, range_key: str, now: datetime | None = None) -> Histo
     out. Gaps are ``[start, end]`` pairs: two successful snapshots further
     apart than 2.5 poll intervals, clipped to the range, and a trailing gap
     from the last snapshot to ``now`` when polling stopped. No point lies
-    inside a gap; the chart breaks its lines there.
+    inside a gap; the chart breaks its lines there. The last reading before
+    and the first after every reset in the range are points too.
 
-    Four queries: the per-bucket aggregates, the buckets' last readings, the
-    poll sessions overlapping the range, the stretches between snapshots.
+    Ranges whose chart buckets are shorter than the finest roll-up (1h, 6h)
+    read the readings, at most a few thousand per quota: six queries (the
+    per-bucket aggregates, the buckets' last readings, the resets, the
+    sessions, the stretches between snapshots). Longer ones (24h, 7d, 30d) read
+    roll-ups: their buckets are whole roll-ups, aligned on the epoch, so the
+    cost follows the points returned, not the readings stored. ``source``
+    ("readings" or "rollups") forces one path for those ranges: the tests
+    check both give the same answer.
     """
     if provider not in ADAPTERS:
         raise ValueError(f"unknown provider {provider!r}")
@@ -103,20 +111,142 @@ def history(provider: str, range_key: str, now: datetime | None = None) -> Histo
         raise ValueError(f"unknown range {range_key!r}; use one of {', '.join(RANGES)}")
     now = now or timezone.now()
     start = now - RANGES[range_key]
-    width = RANGES[range_key].total_seconds() / BUCKETS
+    wanted = RANGES[range_key].total_seconds() / BUCKETS
+    resolution = rollup_resolution(wanted)
+    if resolution is None:
+        width = wanted
+        series = _series(_ReadingsPlan(provider, start, now, width))
+        gaps = _gaps(provider, start, now)
+    else:
+        # Whole roll-ups only: the range starts at the first roll-up boundary in it.
+        width = math.ceil(wanted / resolution) * resolution
+        start = datetime.fromtimestamp(math.ceil(start.timestamp() / resolution) * resolution, UTC)
+        if source == "readings":
+            series = _series(_ReadingsPlan(provider, start, now, width, aligned=True))
+            gaps = _gaps(provider, start, now)
+        else:
+            series = _series(_RollupsPlan(provider, start, now, width, resolution))
+            gaps = _rollup_gaps(provider, start, now, resolution)
     return {
         "provider": provider,
         "range": range_key,
         "start": isostring(start),
         "end": isostring(now),
         "bucket_seconds": round(width, 3),
-        "series": _series(provider, start, now, width),
-        "gaps": _gaps(provider, start, now),
+        "series": series,
+        "gaps": gaps,
     }
 
 
-def _series(provider: str, start: datetime, now: datetime, width: float) -> list[Series]:
-    """Two queries: the per-bucket aggregates (one pass over the range), then the buckets' last readings.
+def rollup_resolution(width: float) -> int | None:
+    """The roll-up size a chart with ``width``-second buckets reads, or None for the readings.
+
+    The hourly roll-ups once a chart bucket spans three hours or more (30d:
+    4.4 h, rounded up to 5 h), else 5-minute ones (24h: 9 min → 10; 7d: 61 min
+    → 65), unless a chart bucket is shorter than 5 minutes (1h, 6h).
+    """
+    if width >= 3 * Resolution.HOUR:
+        return int(Resolution.HOUR)
+    if width >= Resolution.FIVE_MINUTES:
+        return int(Resolution.FIVE_MINUTES)
+    return None
+
+
+class _ReadingsPlan:
+    """Where ``_series`` finds the points: the readings themselves.
+
+    Buckets count back from ``now`` (the newest bucket ends at ``now``), or,
+    ``aligned``, are epoch-aligned multiples of ``width`` as roll-ups are.
+    """
+
+    def __init__(self, provider: str, start: datetime, now: datetime, width: float, aligned: bool = False) -> None:
+        self.provider, self.start, self.now, self.width, self.aligned = provider, start, now, width, aligned
+        after = {"captured_at__gte": start} if aligned else {"captured_at__gt": start}
+        self.rows = QuotaReading.objects.filter(provider=provider, captured_at__lte=now, percent__isnull=False, **after)
+        self.lowest = self.highest = ("captured_at", "percent", "used")
+        self.last_at = "captured_at"
+
+    def bucket(self, epoch: Any) -> Any:
+        if self.aligned:
+            return Floor(epoch / Value(self.width))
+        return Floor((Value(self.now.timestamp()) - epoch) / Value(self.width))
+
+    def begins(self, bucket: int) -> datetime:
+        if self.aligned:
+            return datetime.fromtimestamp(bucket * self.width, UTC)
+        return self.now - timedelta(seconds=(bucket + 1) * self.width)
+
+    def into_bucket(self, epoch: Any) -> Any:
+        if self.aligned:
+            return epoch - F("bucket") * Value(self.width)
+        return epoch - Value(self.now.timestamp()) + (F("bucket") + Value(1.0)) * Value(self.width)
+
+    def last_rows(self, keys: set[str], times: set[datetime]) -> Any:
+        return self.rows.filter(key__in=keys, captured_at__in=times).values_list(
+            "key", "captured_at", "label", "unit", "percent", "used"
+        )
+
+    def resets(self) -> list[tuple[str, datetime, float, float | None]]:
+        """The readings on either side of a reset: the quota's cycle changes between them."""
+        in_order = [F("captured_at").asc(), F("id").asc()]
+        changed = Q(cycle_id__isnull=False) & (
+            (Q(previous_cycle__isnull=False) & ~Q(previous_cycle=F("cycle_id")))
+            | (Q(next_cycle__isnull=False) & ~Q(next_cycle=F("cycle_id")))
+        )
+        return list(
+            self.rows.annotate(
+                previous_cycle=Window(Lag("cycle_id"), partition_by=[F("key")], order_by=in_order),
+                next_cycle=Window(Lead("cycle_id"), partition_by=[F("key")], order_by=in_order),
+            )
+            .filter(changed)
+            .values_list("key", "captured_at", "percent", "used")
+        )
+
+
+class _RollupsPlan:
+    """Where ``_series`` finds the points: ``resolution``-second roll-ups, whole ones in each epoch-aligned bucket."""
+
+    def __init__(self, provider: str, start: datetime, now: datetime, width: float, resolution: int) -> None:
+        self.start, self.width = start, width
+        self.rows = QuotaRollup.objects.filter(
+            provider=provider, resolution=resolution, start__gte=start, start__lte=now
+        )
+        self.lowest = ("min_at", "min_percent", "min_used")
+        self.highest = ("max_at", "max_percent", "max_used")
+        self.last_at = "last_at"
+
+    def bucket(self, epoch: Any) -> Any:
+        return Floor(EpochSeconds("start") / Value(self.width))
+
+    def begins(self, bucket: int) -> datetime:
+        return datetime.fromtimestamp(bucket * self.width, UTC)
+
+    def into_bucket(self, epoch: Any) -> Any:
+        return epoch - F("bucket") * Value(self.width)
+
+    def last_rows(self, keys: set[str], times: set[datetime]) -> Any:
+        return self.rows.filter(key__in=keys, last_at__in=times).values_list(
+            "key", "last_at", "label", "unit", "last_percent", "last_used"
+        )
+
+    def resets(self) -> list[tuple[str, datetime, float, float | None]]:
+        points = []
+        for key, *pair in self.rows.filter(reset_after_at__isnull=False, reset_before_at__gte=self.start).values_list(
+            "key",
+            "reset_before_at",
+            "reset_before_percent",
+            "reset_before_used",
+            "reset_after_at",
+            "reset_after_percent",
+            "reset_after_used",
+        ):
+            points.append((key, *pair[:3]))
+            points.append((key, *pair[3:]))
+        return points
+
+
+def _series(plan: _ReadingsPlan | _RollupsPlan) -> list[Series]:
+    """Three queries: the per-bucket aggregates (one pass over the range), the buckets' last readings, the resets.
 
     Aggregates cannot say *which* row held a bucket's extreme, so the time of
     the lowest and highest reading rides along in a packed value,
@@ -126,41 +256,34 @@ def _series(provider: str, start: datetime, now: datetime, width: float) -> list
     ``used`` at those points is the bucket's lowest and highest ``used``,
     the same readings unless the limit changed inside the bucket.
     """
-    epoch = EpochSeconds("captured_at")
-    now_epoch = now.timestamp()
-    # Buckets count back from `now`, so the newest bucket always ends at `now`.
-    bucket = Floor((Value(now_epoch) - epoch) / Value(width))
-    into_bucket = epoch - Value(now_epoch) + (F("bucket") + Value(1.0)) * Value(width)
+    width = plan.width
+    low_at, low_percent, low_used = plan.lowest
+    high_at, high_percent, high_used = plan.highest
     buckets = list(
-        QuotaReading.objects.filter(
-            provider=provider, captured_at__gt=start, captured_at__lte=now, percent__isnull=False
-        )
-        .annotate(bucket=bucket)
+        plan.rows.annotate(bucket=plan.bucket(EpochSeconds(plan.last_at)))
         .values("key", "bucket")
         .annotate(
-            lowest=Min("percent"),
-            highest=Max("percent"),
-            lowest_mark=Min(F("percent") * Value(PACK) + into_bucket),
-            highest_mark=Max(F("percent") * Value(PACK) + into_bucket),
-            lowest_used=Min("used"),
-            highest_used=Max("used"),
-            last_at=Max("captured_at"),
+            lowest=Min(low_percent),
+            highest=Max(high_percent),
+            lowest_mark=Min(F(low_percent) * Value(PACK) + plan.into_bucket(EpochSeconds(low_at))),
+            highest_mark=Max(F(high_percent) * Value(PACK) + plan.into_bucket(EpochSeconds(high_at))),
+            lowest_used=Min(low_used),
+            highest_used=Max(high_used),
+            last_at=Max(plan.last_at),
         )
         .order_by()
     )
     if not buckets:
         return []
     last_rows = {
-        (key, captured_at): (label, unit, percent, used)
-        for key, captured_at, label, unit, percent, used in QuotaReading.objects.filter(
-            provider=provider,
-            key__in={row["key"] for row in buckets},
-            captured_at__in={row["last_at"] for row in buckets},
-            percent__isnull=False,
-        ).values_list("key", "captured_at", "label", "unit", "percent", "used")
+        (key, at): (label, unit, percent, used)
+        for key, at, label, unit, percent, used in plan.last_rows(
+            {row["key"] for row in buckets}, {row["last_at"] for row in buckets}
+        )
     }
 
-    points: dict[str, list[tuple[datetime, float, float | None]]] = {}
+    # (time, percent, used, rank): rank orders what a full series keeps (see _within_budget).
+    points: dict[str, dict[datetime, tuple[datetime, float, float | None, int]]] = {}
     # The newest label and unit of each quota.
     labels: dict[str, tuple[datetime, str, str]] = {}
     for row in buckets:
@@ -168,31 +291,61 @@ def _series(provider: str, start: datetime, now: datetime, width: float) -> list
         label, unit, last_percent, last_used = last_rows[(key, last_at)]
         if key not in labels or labels[key][0] < last_at:
             labels[key] = (last_at, label, unit)
-        begins = now - timedelta(seconds=(int(row["bucket"]) + 1) * width)
+        begins = plan.begins(int(row["bucket"]))
         lowest_at = _unpack(begins, row["lowest_mark"], row["lowest"], width)
         highest_at = _unpack(begins, row["highest_mark"], row["highest"], width)
-        chosen = {last_at: (last_at, last_percent, last_used)}
+        chosen = points.setdefault(key, {})
+        chosen[last_at] = (last_at, last_percent, last_used, LAST)
         # An extreme that is the last reading itself adds nothing.
         if not (row["lowest"] == last_percent and abs((last_at - lowest_at).total_seconds()) < SAME_READING):
-            chosen.setdefault(lowest_at, (lowest_at, row["lowest"], row["lowest_used"]))
+            chosen.setdefault(lowest_at, (lowest_at, row["lowest"], row["lowest_used"], EXTREME))
         if not (row["highest"] == last_percent and abs((last_at - highest_at).total_seconds()) < SAME_READING):
-            chosen.setdefault(highest_at, (highest_at, row["highest"], row["highest_used"]))
-        points.setdefault(key, []).extend(chosen.values())
+            chosen.setdefault(highest_at, (highest_at, row["highest"], row["highest_used"], EXTREME))
+    for key, at, percent, used in plan.resets():
+        if key in points:
+            points[key][at] = (at, percent, used, RESET)
 
     series: list[Series] = []
     for key in sorted(points):
-        ordered = sorted(points[key], key=lambda point: point[0])
+        kept = _within_budget(list(points[key].values()))
         series.append(
             {
                 "key": key,
                 "label": labels[key][1],
                 "points": [
                     [isostring(at), rounding.percent(percent), rounding.reported(used, labels[key][2])]
-                    for at, percent, used in ordered
+                    for at, percent, used, _ in kept
                 ],
             }
         )
     return series
+
+
+# What a series over budget keeps first: reset points, then each bucket's last, then its extremes.
+RESET, LAST, EXTREME = 0, 1, 2
+
+
+def _within_budget(points: list[tuple[datetime, float, float | None, int]]) -> list:
+    """At most MAX_POINTS points in time order, dropping the least telling evenly.
+
+    Only a range with very many resets needs it (an hourly window over 30
+    days: 720 resets); the extremes go first, then, if reset points alone
+    still overflow, every n-th of those of the lowest rank still in.
+    """
+    points.sort(key=lambda point: point[0])
+    if len(points) <= MAX_POINTS:
+        return points
+    for rank in (EXTREME, LAST, RESET):
+        others = sum(1 for point in points if point[3] < rank)
+        ranked = [point for point in points if point[3] == rank]
+        room = MAX_POINTS - others
+        if room >= len(ranked):
+            continue
+        keep = {id(ranked[int(i * len(ranked) / room)]) for i in range(room)} if room > 0 else set()
+        points = [point for point in points if point[3] != rank or id(point) in keep]
+        if len(points) <= MAX_POINTS:
+            break
+    return points
 
 
 def _unpack(begins: datetime, mark: float, percent: float, width: float) -> datetime:
@@ -206,6 +359,29 @@ def _unpack(begins: datetime, mark: float, percent: float, width: float) -> date
     return moment.replace(microsecond=0) + timedelta(milliseconds=round(moment.microsecond / 1000))
 
 
+def _rollup_gaps(provider: str, start: datetime, now: datetime, resolution: int) -> list[list[str | None]]:
+    """The gaps of a roll-up-served range, from the roll-ups alone (the readings may be pruned).
+
+    Each roll-up keeps the longest silence ending in it; those longer than 2.5
+    poll intervals are gaps (one per roll-up at most: finer ones do not show
+    at this resolution), then the trailing one after the newest roll-up.
+    Three queries: the sessions, the candidate silences, the newest roll-up.
+    """
+    sessions, default, shortest = _sessions(provider, start, now)
+    rollups = QuotaRollup.objects.filter(provider=provider, resolution=resolution, start__lte=now)
+    silences = (
+        rollups.filter(start__gte=start, gap_seconds__gt=GAP_INTERVALS * shortest)
+        .order_by("gap_began_at", "gap_ended_at")
+        .values_list("gap_began_at", "gap_ended_at")
+        .distinct()
+    )
+    stretches: list[tuple[datetime, datetime | None]] = list(silences)
+    newest = rollups.order_by("-start").values_list("last_at", flat=True).first()
+    if newest is not None:
+        stretches.append((newest, None))
+    return _held_against_sessions(stretches, sessions, default, start, now)
+
+
 def _gaps(provider: str, start: datetime, now: datetime) -> list[list[str | None]]:
     """Stretches without a successful snapshot longer than 2.5 poll intervals.
 
@@ -213,15 +389,7 @@ def _gaps(provider: str, start: datetime, now: datetime) -> list[list[str | None
     times the shortest interval in play; each is then held against the
     interval of the session that was polling when it began.
     """
-    sessions = list(
-        PollSession.objects.filter(provider=provider, started_at__lte=now)
-        .filter(Q(ended_at__isnull=True) | Q(ended_at__gte=start - timedelta(days=1)))
-        .order_by("started_at")
-        .values_list("started_at", "ended_at", "interval_seconds")
-    )
-    default = float(settings.SYNTRACK_POLL_INTERVAL)
-    shortest = min([default, *(interval for _, _, interval in sessions)])
-
+    sessions, default, shortest = _sessions(provider, start, now)
     usable = Snapshot.objects.filter(provider=provider, usable=True)
     # The last successful snapshot before the range, so a gap running into the range shows.
     before = usable.filter(captured_at__lte=start).order_by("-captured_at").values("captured_at")[:1]
@@ -239,6 +407,31 @@ def _gaps(provider: str, start: datetime, now: datetime) -> list[list[str | None
         .order_by("captured_at", "id")
         .values_list("captured_at", "following")
     )
+    return _held_against_sessions(list(stretches), sessions, default, start, now)
+
+
+def _sessions(
+    provider: str, start: datetime, now: datetime
+) -> tuple[list[tuple[datetime, datetime | None, int]], float, float]:
+    """The poll sessions overlapping the range, the configured interval, and the shortest interval in play."""
+    sessions = list(
+        PollSession.objects.filter(provider=provider, started_at__lte=now)
+        .filter(Q(ended_at__isnull=True) | Q(ended_at__gte=start - timedelta(days=1)))
+        .order_by("started_at")
+        .values_list("started_at", "ended_at", "interval_seconds")
+    )
+    default = float(settings.SYNTRACK_POLL_INTERVAL)
+    return sessions, default, min([default, *(interval for _, _, interval in sessions)])
+
+
+def _held_against_sessions(
+    stretches: list[tuple[datetime, datetime | None]],
+    sessions: list[tuple[datetime, datetime | None, int]],
+    default: float,
+    start: datetime,
+    now: datetime,
+) -> list[list[str | None]]:
+    """The candidate stretches (an open end runs to ``now``) longer than 2.5 intervals of the session polling then."""
     gaps: list[list[str | None]] = []
     for began, ended in stretches:
         ended = ended or now

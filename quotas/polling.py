@@ -8,7 +8,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from quotas import cycles
+from quotas import cycles, rollups
 from quotas.models import Outcome, PollAttempt, PollSession, QuotaReading, Snapshot
 from quotas.providers import Fetched
 from quotas.providers.base import DRIFT, Parsed, PollFailure, Quota
@@ -23,7 +23,7 @@ def store(fetched: Fetched, session: PollSession | None = None) -> PollAttempt:
     """Write one poll's outcome in a single transaction and return its attempt.
 
     1. A parsed payload becomes a snapshot (raw body compressed), one reading
-       per window, and updates of the reset cycles.
+       per window, and updates of the reset cycles and the roll-ups.
     2. A payload with nothing usable keeps its raw body in an unusable
        snapshot (for ``reparse``) and leaves the last good readings alone.
     3. Every fetch, good or bad, becomes a poll attempt; the session counts it.
@@ -48,6 +48,7 @@ def _store(fetched: Fetched, session: PollSession | None) -> PollAttempt:
         apply_outcome(snapshot, parsed, None)
         snapshot.save()
         readings = add_readings(snapshot, parsed.quotas, session)
+        rollups.record(snapshot, readings)
         outcome, drift = Outcome.OK, bool(parsed.unknown)
         message = f"{len(readings)} quotas"
         if parsed.unknown:

@@ -1,4 +1,4 @@
-"""``reparse``: rebuild readings and reset cycles from the stored raw bodies.
+"""``reparse``: rebuild readings, reset cycles and roll-ups from the stored raw bodies.
 
 A parser fix then recovers history instead of losing it (product.md §4).
 """
@@ -13,7 +13,7 @@ from types import ModuleType
 from django.db import transaction
 from django.db.models import BooleanField, ExpressionWrapper, Q
 
-from quotas import cycles
+from quotas import cycles, rollups
 from quotas.models import QuotaReading, ResetCycle, Snapshot
 from quotas.polling import OUTCOME_FIELDS, apply_outcome, build_readings, track_readings
 from quotas.providers import ADAPTERS
@@ -48,7 +48,8 @@ def reparse(provider: str, chunk_size: int = REPARSE_CHUNK) -> ReparseCounts:
     are walked in capture order. A snapshot with a raw body is parsed again
     (readings replaced; plan, drift and usable updated); one whose body was
     pruned keeps its readings. Either way the readings go through cycle
-    tracking again, exactly as the poller feeds them. The caller holds the
+    tracking again, exactly as the poller feeds them; then the roll-ups are
+    rebuilt from the readings (quotas.rollups). The caller holds the
     poller lock.
 
     Cycles that ended before the oldest snapshot left are kept as they are:
@@ -74,6 +75,7 @@ def reparse(provider: str, chunk_size: int = REPARSE_CHUNK) -> ReparseCounts:
             _reparse_chunk(adapter, chunk, counts, open_cycles)
             open_cycles.flush()
         counts.cycles = ResetCycle.objects.filter(provider=provider).count()
+        rollups.rebuild(provider)
     return counts
 
 

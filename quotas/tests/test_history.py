@@ -7,12 +7,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from conftest import store_failure, store_quotas
-from quotas.history import BUCKETS, MAX_POINTS, RANGES, history
+from quotas import rollups
+from quotas.history import MAX_POINTS, RANGES, history
 from quotas.models import PollSession, QuotaReading, Snapshot
 from quotas.providers.base import DRIFT, Quota
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
+# Where 24h, 7d and 30d charts can read: the roll-ups (what the API does) and the readings (the same answer).
+SOURCES = ["rollups", "readings"]
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +38,7 @@ def failed_poll(at: datetime, outcome: str = "server_error", body: bytes | None 
 
 
 def bulk_readings(start: datetime, step: timedelta, values: list[float], limit: float = 1000) -> None:
-    """One snapshot with a `subscription` reading per value, `step` apart (fast: no cycle tracking)."""
+    """One snapshot with a `subscription` reading per value, `step` apart (fast: no cycle tracking), rolled up."""
     snapshots = Snapshot.objects.bulk_create(
         [Snapshot(provider="synthetic", captured_at=start + i * step) for i in range(len(values))]
     )
@@ -54,6 +57,7 @@ def bulk_readings(start: datetime, step: timedelta, values: list[float], limit: 
         )
         for snapshot, used in zip(snapshots, values, strict=True)
     )
+    rollups.rebuild("synthetic")
 
 
 def test_the_ranges_are_the_five_of_the_api() -> None:
@@ -119,18 +123,20 @@ def test_an_empty_range_has_empty_lists() -> None:
         "range": "24h",
         "start": "2026-03-01T12:00:00Z",
         "end": "2026-03-02T12:00:00Z",
-        "bucket_seconds": round(86400 / BUCKETS, 3),
+        # 24h/165 ≈ 524 s, rounded up to whole 5-minute roll-ups
+        "bucket_seconds": 600,
         "series": [],
         "gaps": [],
     }
 
 
-def test_a_bucket_gives_its_lowest_its_highest_and_its_last_reading_in_time_order() -> None:
+@pytest.mark.parametrize("source", SOURCES)
+def test_a_bucket_gives_its_lowest_its_highest_and_its_last_reading_in_time_order(source: str) -> None:
     # All in the newest 30d bucket (15709 s wide): a climb, the peak, a reset, a new climb.
     start = T0 - timedelta(hours=4)
     bulk_readings(start, MINUTE, [100, 500, 990, 995, 990, 3, 40, 60, 80, 70])
 
-    answer = history("synthetic", "30d", now=T0)
+    answer = history("synthetic", "30d", now=T0, source=source)
 
     assert answer["series"][0]["points"] == [
         ["2026-03-02T08:03:00Z", 99.5, 995.0],  # the peak
@@ -139,24 +145,27 @@ def test_a_bucket_gives_its_lowest_its_highest_and_its_last_reading_in_time_orde
     ]
 
 
-def test_a_flat_bucket_gives_its_first_and_last_reading() -> None:
+@pytest.mark.parametrize("source", SOURCES)
+def test_a_flat_bucket_gives_its_first_and_last_reading(source: str) -> None:
     bulk_readings(T0 - timedelta(hours=2), MINUTE, [0.0] * 30)
 
-    points = history("synthetic", "30d", now=T0)["series"][0]["points"]
+    points = history("synthetic", "30d", now=T0, source=source)["series"][0]["points"]
 
     assert points == [["2026-03-02T10:00:00Z", 0.0, 0.0], ["2026-03-02T10:29:00Z", 0.0, 0.0]]
 
 
-def test_it_keeps_at_most_500_points_with_every_peak_and_reset_whatever_the_number_of_readings() -> None:
+@pytest.mark.parametrize("source", SOURCES)
+def test_it_keeps_at_most_500_points_with_every_peak_and_reset_whatever_the_number_of_readings(source: str) -> None:
     # 24 hours of 10-second polls (8640 readings) of a counter that resets every hour
     step = timedelta(seconds=10)
     values = [float((i % 360) * 2) for i in range(8640)]
     bulk_readings(T0 - timedelta(hours=24), step, values)
 
-    points = history("synthetic", "24h", now=T0 + step)["series"][0]["points"]
+    points = history("synthetic", "24h", now=T0 + step, source=source)["series"][0]["points"]
 
     assert MAX_POINTS == 500
-    assert 300 < len(points) <= MAX_POINTS
+    # 144 ten-minute buckets, each with its lowest and its last (the highest here)
+    assert 250 < len(points) <= MAX_POINTS
     peaks = [p for p in points if p[2] == 718.0]
     resets = [p for p in points if p[2] == 0.0]
     # every hour's peak and reset survive (the first reset, 10 s before the range, is out of it)
@@ -166,11 +175,12 @@ def test_it_keeps_at_most_500_points_with_every_peak_and_reset_whatever_the_numb
     assert [p[0] for p in points] == sorted(p[0] for p in points)
 
 
-def test_thirty_days_also_stay_under_500_points_per_series() -> None:
+@pytest.mark.parametrize("source", SOURCES)
+def test_thirty_days_also_stay_under_500_points_per_series(source: str) -> None:
     values = [float(i % 50) for i in range(3000)]  # 30 days of 15-minute polls, 5000 readings
     bulk_readings(T0 - timedelta(days=30) + MINUTE, timedelta(minutes=14, seconds=24), values)
 
-    series = history("synthetic", "30d", now=T0)["series"]
+    series = history("synthetic", "30d", now=T0, source=source)["series"]
 
     assert len(series) == 1
     assert len(series[0]["points"]) <= MAX_POINTS
@@ -178,12 +188,12 @@ def test_thirty_days_also_stay_under_500_points_per_series() -> None:
     assert min(p[1] for p in series[0]["points"]) == 0.0
 
 
-def test_it_runs_four_queries_whatever_the_number_of_readings(django_assert_num_queries) -> None:
+def test_it_runs_five_queries_whatever_the_number_of_readings(django_assert_num_queries) -> None:
     for i in range(20):
         poll(T0 + i * MINUTE, subscription(10 * i), tokens_5h(i))
-    # 1. per-bucket aggregates of the readings  2. the buckets' last readings
-    # 3. the poll sessions around the range     4. the stretches between successful snapshots
-    with django_assert_num_queries(4):
+    # 1. per-bucket aggregates of the readings  2. the buckets' last readings  3. the readings around resets
+    # 4. the poll sessions around the range     5. the stretches between successful snapshots
+    with django_assert_num_queries(5):
         answer = history("synthetic", "1h", now=T0 + 20 * MINUTE)
     assert [len(s["points"]) for s in answer["series"]] == [20, 20]
 
