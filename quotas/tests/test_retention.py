@@ -87,7 +87,7 @@ def test_each_kind_of_row_goes_at_its_own_horizon() -> None:
         "readings": 2 * per_snapshot,
         "snapshots": 2,
         "poll attempts": 2,  # 100 and 95 days old
-        "5-minute roll-ups": 0,
+        "5-minute roll-ups": 2 * per_snapshot,  # one per quota of the polls 100 and 40 days old
         "hourly roll-ups": 0,
     }
     assert prune().finished and done(prune()) == dict.fromkeys(done(pruner), 0)
@@ -313,7 +313,7 @@ def test_prune_command_dry_run_counts_and_removes_nothing() -> None:
         "readings: 6 would be removed",
         "snapshots: 2 would be removed",
         "poll attempts: 1 would be removed",
-        "5-minute roll-ups: 0 would be removed",
+        "5-minute roll-ups: 6 would be removed",
         "hourly roll-ups: 0 would be removed",
     ]
     assert Snapshot.objects.count() == 3
@@ -331,7 +331,7 @@ def test_prune_command_prunes_everything_and_records_when() -> None:
         "readings: 6 removed",
         "snapshots: 2 removed",
         "poll attempts: 1 removed",
-        "5-minute roll-ups: 0 removed",
+        "5-minute roll-ups: 6 removed",
         "hourly roll-ups: 0 removed",
     ]
     assert Snapshot.objects.count() == 1
@@ -475,3 +475,38 @@ def test_a_long_prune_never_holds_up_a_stop(both_ok, monkeypatch) -> None:
     # Stopped half-way: the rest waits for the next run, which finds the prune still due.
     assert 0 < QuotaReading.objects.filter(captured_at__lt=timezone.now() - DAY).count() < 3000
     assert retention.last_prune() is None
+
+
+# Charts and reparse after the readings are gone
+
+
+def synthetic_month() -> None:
+    """A poll every 3 hours for 32 days, used counting up through each day and resetting at midnight."""
+    start = NOW - 32 * DAY
+    for step in range(32 * 8):
+        at = start + step * timedelta(hours=3)
+        day_end = datetime(at.year, at.month, at.day, tzinfo=UTC) + DAY
+        renews = day_end.isoformat().replace("+00:00", "Z")
+        used = 10 + 15 * (step % 8) + step % 5
+        store_payload("synthetic", {"subscription": {"limit": 200, "requests": used, "renewsAt": renews}}, at)
+
+
+def test_the_30_day_chart_still_draws_from_roll_ups_once_the_readings_are_gone(settings) -> None:
+    from quotas.history import history
+
+    synthetic_month()
+    with time_machine.travel(NOW, tick=False):
+        before = history("synthetic", "30d")
+    assert len(before["series"][0]["points"]) > 100
+    # Shorter than the settings allow (31 days at least), to leave the chart's range with almost no readings.
+    settings.SYNTRACK_READING_RETENTION_DAYS = 2
+
+    prune()
+
+    assert QuotaReading.objects.filter(captured_at__lt=NOW - 2 * DAY).count() == 0
+    with time_machine.travel(NOW, tick=False):
+        assert history("synthetic", "30d") == before
+    # reparse rebuilds what it can and keeps the hourly roll-ups it cannot.
+    call_command("reparse", "--provider", "synthetic", stdout=io.StringIO())
+    with time_machine.travel(NOW, tick=False):
+        assert history("synthetic", "30d") == before
