@@ -46,7 +46,6 @@ from quotas.models import (
     Setting,
     Snapshot,
 )
-from quotas.numbers import RATE_WINDOW
 
 # Rows per batch: one batch is a few milliseconds on SQLite, so a step
 # overshoots its budget by little.
@@ -179,6 +178,8 @@ class Pruner:
 def _kept_from(provider: str, horizon: datetime) -> datetime:
     """Where ``provider``'s readings start to be kept: the horizon, or earlier to keep the latest usable
     snapshot and the RATE_WINDOW before it (``/api/current`` of a provider no longer polled)."""
+    from quotas.numbers import RATE_WINDOW  # here: `poll --once` need not import the numbers
+
     latest = (
         Snapshot.objects.filter(provider=provider, usable=True)
         .order_by("-captured_at", "-id")
