@@ -9,9 +9,8 @@ What goes, per provider:
 4. poll attempts older than ``ATTEMPT_RETENTION_DAYS`` (never shorter than the
    readings' horizon), except each provider's latest and latest successful one
    (``/api/providers`` freshness);
-5. 5-minute roll-ups at the readings' horizon: they serve the short chart
-   ranges, which the fine readings cover anyway; hourly roll-ups after
-   ``HOURLY_ROLLUP_RETENTION_DAYS`` (quotas.rollups).
+5. 5-minute roll-ups after ``FIVE_MINUTE_ROLLUP_RETENTION_DAYS``, hourly ones
+   after ``HOURLY_ROLLUP_RETENTION_DAYS`` (quotas.rollups).
 
 Reset cycles and poll sessions are kept forever. A retention of 0 days keeps
 that kind of row forever.
@@ -55,8 +54,11 @@ STEP_BUDGET = 0.5
 # The poller prunes at most this often; the time of the last full prune is kept in the database.
 PRUNE_EVERY = timedelta(days=1)
 LAST_PRUNE_KEY = "retention.last_prune_at"
-# Poll attempts feed /api/polls and the uptime insight (30 days at most): three months is plenty.
-ATTEMPT_RETENTION_DAYS = 90
+# Poll attempts feed /api/polls (the latest 500 at most) and the uptime insight (30 days at most);
+# the sessions, kept forever, keep their counts. So they go with the readings.
+ATTEMPT_RETENTION_DAYS = 35
+# 5-minute roll-ups draw the 24h and 7d charts only (quotas.rollups): a week and a day of them.
+FIVE_MINUTE_ROLLUP_RETENTION_DAYS = 8
 # Hourly roll-ups draw the long chart ranges, at some 400 bytes an hour per quota: a year and a
 # month of them (~30 MB for both providers' 8 quotas) keeps a year of history at hand, and the
 # database stops growing past that horizon.
@@ -74,26 +76,35 @@ class Horizons:
     raw: datetime | None
     readings: datetime | None
     attempts: datetime | None
+    five_minute_rollups: datetime | None
     hourly_rollups: datetime | None
 
     @classmethod
     def at(cls, now: datetime) -> Horizons:
         raw_days = settings.SYNTRACK_RAW_RETENTION_DAYS
         reading_days = settings.SYNTRACK_READING_RETENTION_DAYS
+        # Keeping the readings forever keeps everything forever.
         attempt_days = max(ATTEMPT_RETENTION_DAYS, reading_days) if reading_days else 0
+        five_minute_days = FIVE_MINUTE_ROLLUP_RETENTION_DAYS if reading_days else 0
         hourly_days = max(HOURLY_ROLLUP_RETENTION_DAYS, reading_days) if reading_days else 0
+
+        def before(days: int) -> datetime | None:
+            return now - timedelta(days=days) if days else None
+
         return cls(
-            raw=now - timedelta(days=raw_days) if raw_days else None,
-            readings=now - timedelta(days=reading_days) if reading_days else None,
-            attempts=now - timedelta(days=attempt_days) if attempt_days else None,
-            hourly_rollups=now - timedelta(days=hourly_days) if hourly_days else None,
+            raw=before(raw_days),
+            readings=before(reading_days),
+            attempts=before(attempt_days),
+            five_minute_rollups=before(five_minute_days),
+            hourly_rollups=before(hourly_days),
         )
 
     def named(self) -> list[tuple[str, datetime | None]]:
         return [
             ("raw bodies", self.raw),
-            ("readings and 5-minute roll-ups", self.readings),
+            ("readings", self.readings),
             ("poll attempts", self.attempts),
+            ("5-minute roll-ups", self.five_minute_rollups),
             ("hourly roll-ups", self.hourly_rollups),
         ]
 
@@ -169,8 +180,8 @@ class Pruner:
             yield Task("snapshots", *_snapshots(kept, h.raw))
         if h.attempts is not None:
             yield Task("poll attempts", *_attempts(h.attempts))
-        if h.readings is not None:
-            yield Task("5-minute roll-ups", *_rollups(Resolution.FIVE_MINUTES, h.readings))
+        if h.five_minute_rollups is not None:
+            yield Task("5-minute roll-ups", *_rollups(Resolution.FIVE_MINUTES, h.five_minute_rollups))
         if h.hourly_rollups is not None:
             yield Task("hourly roll-ups", *_rollups(Resolution.HOUR, h.hourly_rollups))
 

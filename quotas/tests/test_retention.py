@@ -75,9 +75,8 @@ def test_each_kind_of_row_goes_at_its_own_horizon() -> None:
         29: True,
         1: True,
     }
-    # Attempts: kept 90 days; one whose snapshot went stays, unlinked.
-    assert ages(PollAttempt.objects.all(), "at") == [1, 29, 33, 40, 50]
-    assert PollAttempt.objects.get(at=NOW - 40 * DAY).snapshot_id is None
+    # Attempts: kept 35 days too (the session keeps the counts).
+    assert ages(PollAttempt.objects.all(), "at") == [1, 29, 33]
     # Cycles and sessions: forever.
     assert list(ResetCycle.objects.values_list("id", "started_at", "ended_at", "consumed")) == cycles_before
     assert PollSession.objects.count() == 1
@@ -86,8 +85,8 @@ def test_each_kind_of_row_goes_at_its_own_horizon() -> None:
         "raw bodies": 3,  # 100, 40 and 33 days old
         "readings": 2 * per_snapshot,
         "snapshots": 2,
-        "poll attempts": 2,  # 100 and 95 days old
-        "5-minute roll-ups": 2 * per_snapshot,  # one per quota of the polls 100 and 40 days old
+        "poll attempts": 4,  # 100, 95, 50 and 40 days old
+        "5-minute roll-ups": 4 * per_snapshot,  # one per quota of the polls 100, 40, 33 and 29 days old
         "hourly roll-ups": 0,
     }
     assert prune().finished and done(prune()) == dict.fromkeys(done(pruner), 0)
@@ -111,9 +110,9 @@ def rollup(resolution: int, start: datetime, provider: str = "synthetic") -> Quo
     )
 
 
-def test_five_minute_roll_ups_go_with_the_readings_and_hourly_ones_after_400_days() -> None:
+def test_five_minute_roll_ups_go_after_8_days_and_hourly_ones_after_400() -> None:
     for provider in ("synthetic", "zai"):
-        for age in (36, 34):
+        for age in (9, 7):
             rollup(Resolution.FIVE_MINUTES, NOW - age * DAY, provider)
         for age in (401, 399, 36):
             rollup(Resolution.HOUR, NOW - age * DAY, provider)
@@ -122,10 +121,10 @@ def test_five_minute_roll_ups_go_with_the_readings_and_hourly_ones_after_400_day
 
     kept = QuotaRollup.objects.order_by("provider", "resolution", "start")
     assert [(r.provider, r.resolution, (NOW - r.start) / DAY) for r in kept] == [
-        ("synthetic", 300, 34),
+        ("synthetic", 300, 7),
         ("synthetic", 3600, 399),
         ("synthetic", 3600, 36),
-        ("zai", 300, 34),
+        ("zai", 300, 7),
         ("zai", 3600, 399),
         ("zai", 3600, 36),
     ]
@@ -306,13 +305,14 @@ def test_prune_command_dry_run_counts_and_removes_nothing() -> None:
 
     assert out.splitlines() == [
         "raw bodies to prune: before 2027-05-02 12:00Z",
-        "readings and 5-minute roll-ups to prune: before 2027-04-27 12:00Z",
-        "poll attempts to prune: before 2027-03-03 12:00Z",
+        "readings to prune: before 2027-04-27 12:00Z",
+        "poll attempts to prune: before 2027-04-27 12:00Z",
+        "5-minute roll-ups to prune: before 2027-05-24 12:00Z",
         "hourly roll-ups to prune: before 2026-04-27 12:00Z",
         "raw bodies: 2 would be removed",
         "readings: 6 would be removed",
         "snapshots: 2 would be removed",
-        "poll attempts: 1 would be removed",
+        "poll attempts: 2 would be removed",
         "5-minute roll-ups: 6 would be removed",
         "hourly roll-ups: 0 would be removed",
     ]
@@ -326,11 +326,11 @@ def test_prune_command_prunes_everything_and_records_when() -> None:
 
     out = run_prune()  # call_command raising would fail the test: exit 0
 
-    assert out.splitlines()[4:] == [
+    assert out.splitlines()[5:] == [
         "raw bodies: 2 removed",
         "readings: 6 removed",
         "snapshots: 2 removed",
-        "poll attempts: 1 removed",
+        "poll attempts: 2 removed",
         "5-minute roll-ups: 6 removed",
         "hourly roll-ups: 0 removed",
     ]
