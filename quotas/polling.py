@@ -1,10 +1,9 @@
-"""Turning fetched payloads into rows, and deciding when to poll again."""
+"""Turning fetched payloads into rows, and deciding when to poll again (old rows go in quotas.retention)."""
 
 from __future__ import annotations
 
 import copy
 import logging
-from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -182,11 +181,3 @@ def next_delay(interval: float, failures: int, retry_after: float | None = None)
     if retry_after is not None:
         delay = max(delay, retry_after)
     return delay
-
-
-def prune_raw_bodies(days: int) -> int:
-    """Drop raw upstream bodies older than ``days`` (0 keeps them forever)."""
-    if days <= 0:
-        return 0
-    cutoff = timezone.now() - timedelta(days=days)
-    return Snapshot.objects.filter(captured_at__lt=cutoff, raw__isnull=False).update(raw=None)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from itertools import islice
 from types import ModuleType
 
@@ -14,11 +15,12 @@ from django.db import transaction
 from django.db.models import BooleanField, ExpressionWrapper, Q
 
 from quotas import cycles, rollups
-from quotas.models import QuotaReading, ResetCycle, Snapshot
+from quotas.models import QuotaReading, QuotaRollup, ResetCycle, Resolution, Snapshot
 from quotas.polling import OUTCOME_FIELDS, apply_outcome, build_readings, track_readings
 from quotas.providers import ADAPTERS
 from quotas.providers.base import Parsed, PollFailure, parse_json_object
 
+HOUR = timedelta(hours=1)
 # Snapshots read (and raw bodies held in memory) at a time.
 REPARSE_CHUNK = 500
 
@@ -51,12 +53,17 @@ def reparse(provider: str, chunk_size: int = REPARSE_CHUNK) -> ReparseCounts:
     tracking again, exactly as the poller feeds them; then the roll-ups are
     rebuilt from the readings (quotas.rollups). The caller holds the
     poller lock.
+
+    Cycles that ended before the oldest snapshot left are kept as they are:
+    retention (quotas.retention) removed what they were built from, and
+    cycles are kept forever. A cycle running across that point is rebuilt from
+    the snapshots left, so it starts there.
     """
     adapter = ADAPTERS[provider]
     counts = ReparseCounts()
     with transaction.atomic():
         QuotaReading.objects.filter(provider=provider, cycle__isnull=False).update(cycle=None)
-        ResetCycle.objects.filter(provider=provider).delete()
+        _rebuilt_cycles(provider).delete()
         walk = (
             Snapshot.objects.filter(provider=provider)
             .order_by("captured_at", "id")
@@ -70,8 +77,29 @@ def reparse(provider: str, chunk_size: int = REPARSE_CHUNK) -> ReparseCounts:
             _reparse_chunk(adapter, chunk, counts, open_cycles)
             open_cycles.flush()
         counts.cycles = ResetCycle.objects.filter(provider=provider).count()
-        rollups.rebuild(provider)
+        rollups.rebuild(provider, since=_rollups_rebuilt_from(provider))
     return counts
+
+
+def _rollups_rebuilt_from(provider: str) -> datetime | None:
+    """Where the roll-ups are rebuilt from: everywhere (None) unless retention pruned the readings
+    under the older ones; those are kept, and the rebuild starts at the first whole hour of readings left."""
+    hourly = QuotaRollup.objects.filter(provider=provider, resolution=Resolution.HOUR)
+    first = QuotaReading.objects.filter(provider=provider).order_by("captured_at").values_list("captured_at", flat=True)
+    first_at = first.first()
+    if first_at is None:
+        latest = hourly.order_by("-start").values_list("start", flat=True).first()
+        return None if latest is None else latest + HOUR
+    hour = rollups.bucket_start(first_at, Resolution.HOUR)
+    return hour + HOUR if hourly.filter(start__lt=hour).exists() else None
+
+
+def _rebuilt_cycles(provider: str):
+    cycles_ = ResetCycle.objects.filter(provider=provider)
+    first = (
+        Snapshot.objects.filter(provider=provider).order_by("captured_at").values_list("captured_at", flat=True).first()
+    )
+    return cycles_ if first is None else cycles_.exclude(ended_at__lte=first)
 
 
 def _reparse_chunk(

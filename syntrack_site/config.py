@@ -44,6 +44,7 @@ VARIABLES = (
     "SYNTRACK_CSRF_TRUSTED_ORIGINS",
     "SYNTRACK_TRUSTED_PROXIES",
     "SYNTRACK_RAW_RETENTION_DAYS",
+    "SYNTRACK_READING_RETENTION_DAYS",
 )
 # Read by the development tools (CI, screenshot refresh), not by SynTrack: never "unknown".
 TOOL_VARIABLES = ("SYNTRACK_REQUIRE_POSTGRES", "SYNTRACK_UPDATE_DOC_SCREENSHOTS")
@@ -95,6 +96,13 @@ class Config:
         if not lo <= number <= hi:
             raise ConfigError(f"{name} must be between {lo} and {hi}, got {number}")
         return number
+
+    def retention_days(self, name: str, default: int, minimum: int) -> int:
+        """Days to keep something: 0 for ever, else at least ``minimum``."""
+        days = self.integer(name, default, 0, 36500)
+        if 0 < days < minimum:
+            raise ConfigError(f"{name} must be 0 (keep forever) or at least {minimum} days, got {days}")
+        return days
 
     def boolean(self, name: str, default: bool) -> bool:
         value = self.raw(name)
@@ -179,6 +187,11 @@ def sqlite_database(path: Path) -> dict:
     IMMEDIATE transactions make a writer wait for the lock instead of failing
     with "database is locked" half-way through a transaction. Django applies
     both on every new connection.
+
+    Incremental auto-vacuum lets pruning hand freed pages back to the file
+    system (quotas.retention). SQLite honours it only before the first table
+    is created, so every connection asks for it: a new database gets it at
+    ``migrate``; an older one keeps its mode until ``manage.py prune --vacuum``.
     """
     return {
         "ENGINE": "django.db.backends.sqlite3",
@@ -186,7 +199,10 @@ def sqlite_database(path: Path) -> dict:
         "OPTIONS": {
             "timeout": 20,
             "transaction_mode": "IMMEDIATE",
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON",
+            "init_command": (
+                "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                "PRAGMA foreign_keys=ON"
+            ),
         },
     }
 

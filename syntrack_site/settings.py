@@ -34,6 +34,11 @@ SYNTRACK_PORT = cfg.integer("SYNTRACK_PORT", 9211, 1, 65535)
 SYNTRACK_TRUSTED_PROXIES = cfg.items("SYNTRACK_TRUSTED_PROXIES", [])
 # 0 keeps raw upstream bodies forever.
 SYNTRACK_RAW_RETENTION_DAYS = cfg.integer("SYNTRACK_RAW_RETENTION_DAYS", 30, 0, 36500)
+# Fine readings (one per quota and poll). 0 keeps them forever; otherwise at least 31 days, as the
+# 30-day insights read them. The default outlives the raw bodies, so `reparse` always finds
+# readings for every snapshot whose body is gone, with 5 days to spare; the charts' long ranges
+# draw from roll-ups (quotas.retention says how long those stay).
+SYNTRACK_READING_RETENTION_DAYS = cfg.retention_days("SYNTRACK_READING_RETENTION_DAYS", 35, 31)
 LOG_LEVEL = cfg.choice("SYNTRACK_LOG_LEVEL", "info", LOG_LEVELS)
 
 DATABASES = {"default": cfg.database(SYNTRACK_DB_PATH)}

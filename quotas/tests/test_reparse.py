@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from conftest import store_payload
-from quotas import polling, reparsing
+from quotas import reparsing, retention
 from quotas.locking import PollLock
 from quotas.models import PollAttempt, QuotaReading, ResetCycle, Snapshot
 from quotas.providers import zai
@@ -246,7 +246,9 @@ def test_snapshots_whose_raw_body_was_pruned_keep_their_readings(monkeypatch: py
     for i, tokens in enumerate([1000, 1100, 1200, 1300]):
         poll("zai", zai_body(tokens, R1, 3 + i), T0 + i * MINUTE)
     with time_machine.travel(T0 + timedelta(days=30, seconds=90), tick=False):
-        assert polling.prune_raw_bodies(30) == 2
+        pruner = retention.Pruner()
+        pruner.run()
+    assert [(task.name, task.done) for task in pruner.tasks][:2] == [("raw bodies", 2), ("readings", 0)]
     kept_before = list(
         QuotaReading.objects.filter(captured_at__lt=T0 + 2 * MINUTE)
         .order_by("id")

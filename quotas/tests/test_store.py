@@ -12,7 +12,7 @@ import time_machine
 from conftest import fixture_bytes
 from quotas import cycles, polling
 from quotas.models import Outcome, PollAttempt, PollSession, QuotaReading, ResetCycle, Snapshot
-from quotas.polling import prune_raw_bodies, store
+from quotas.polling import store
 from quotas.providers import ADAPTERS, Fetched
 from quotas.providers.base import DRIFT, Parsed, PollFailure, Quota, parse_json_object
 
@@ -231,37 +231,6 @@ def test_a_parsed_poll_without_a_plan_stores_an_empty_plan() -> None:
     store_at(T0, Fetched("synthetic", parsed, None, b'{"subscription": {"requests": 1}}', 5))
 
     assert Snapshot.objects.get().plan == ""
-
-
-def test_prune_drops_raw_bodies_older_than_the_retention() -> None:
-    body = fixture_bytes("synthetic/v2_free_tool_calls.json")
-    now = T0 + timedelta(days=60)
-    for age in (45, 31, 29, 1):
-        store_at(now - timedelta(days=age), fetched_from("synthetic", body))
-
-    with time_machine.travel(now, tick=False):
-        assert prune_raw_bodies(30) == 2
-        assert prune_raw_bodies(30) == 0
-
-    kept = {s.captured_at: s.raw_body() for s in Snapshot.objects.all()}
-    assert kept == {
-        now - timedelta(days=45): None,
-        now - timedelta(days=31): None,
-        now - timedelta(days=29): body,
-        now - timedelta(days=1): body,
-    }
-    # Only the bodies go: snapshots and readings stay.
-    assert QuotaReading.objects.count() == 4 * 3
-
-
-def test_prune_with_zero_days_keeps_every_body() -> None:
-    body = fixture_bytes("synthetic/v2_free_tool_calls.json")
-    store_at(T0, fetched_from("synthetic", body))
-
-    with time_machine.travel(T0 + timedelta(days=3650), tick=False):
-        assert prune_raw_bodies(0) == 0
-
-    assert Snapshot.objects.get().raw_body() == body
 
 
 def test_add_readings_stores_each_quota_with_its_cycle() -> None:

@@ -20,11 +20,11 @@ from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
 
-from quotas import pollnow, providers
+from quotas import pollnow, providers, retention
 from quotas.locking import LockHeld, PollLock
 from quotas.management.base import OneLineErrorsCommand, usage_error
 from quotas.models import Outcome, PollAttempt, PollRequest, PollSession
-from quotas.polling import next_delay, prune_raw_bodies, store
+from quotas.polling import next_delay, store
 from quotas.providers import Fetched
 from quotas.providers.base import INVALID_RESPONSE, NETWORK_ERROR, PollFailure
 from syntrack_site.checks import CONFIGURATION
@@ -34,7 +34,10 @@ logger = logging.getLogger("syntrack.poll")
 MIN_INTERVAL, MAX_INTERVAL = 10, 3600
 # Slices of every wait, so a signal is acted on well within 2 seconds.
 WAIT_SLICE = 0.25
-PRUNE_EVERY = 3600.0
+# How often the loop asks the database whether the daily prune is due (quotas.retention).
+PRUNE_CHECK_EVERY = 3600.0
+# A prune step shorter than this is not worth starting before a poll falls due.
+MIN_PRUNE_SLICE = 0.05
 # lib.http bounds a fetch to about 30 s, but a server that trickles its headers
 # can hold a thread longer; past this the fetch is given up.
 FETCH_WATCHDOG = 45.0
@@ -176,6 +179,11 @@ class Command(OneLineErrorsCommand):
             self.stdout.write(f"{providers.NAMES[attempt.provider]}: {attempt.outcome} ({attempt.message})")
             if attempt.outcome != Outcome.OK:
                 failed.append(providers.NAMES[attempt.provider])
+        # Cron users only ever run --once: they get a slice of the daily prune too.
+        if not self.shutdown:
+            pruner = self.start_prune()
+            if pruner is not None:
+                self.prune_step(pruner, retention.STEP_BUDGET)
         if failed:
             raise CommandError(f"poll failed for {', '.join(failed)}", returncode=1)
 
@@ -189,7 +197,9 @@ class Command(OneLineErrorsCommand):
            repeated failures.
         4. Every second of waiting, look for "poll now" requests and bring
            the asked providers' next poll forward (quotas.pollnow).
-        5. On SIGTERM/SIGINT, stop waiting at once (an in-flight request is
+        5. Once a day, prune old rows (quotas.retention) in slices of at most
+           STEP_BUDGET seconds, never past the next poll's due time.
+        6. On SIGTERM/SIGINT, stop waiting at once (an in-flight request is
            abandoned, not written) and close the sessions.
         """
         closed = PollSession.close_orphans()
@@ -210,7 +220,8 @@ class Command(OneLineErrorsCommand):
         # answer of an abandoned fetch from the current one.
         in_flight: dict[str, float] = {}
         polls = 0
-        next_prune = time.monotonic()
+        next_prune_check = time.monotonic()
+        pruner: retention.Pruner | None = None
         try:
             while not self.shutdown:
                 now = time.monotonic()
@@ -220,6 +231,19 @@ class Command(OneLineErrorsCommand):
                 for provider in chosen:
                     if provider not in in_flight and due[provider] <= now:
                         in_flight[provider] = self.start_fetch(provider, results)
+                # Only once the first round has landed: a start-up is never slowed, and
+                # each provider's latest snapshot (which pruning spares) is the fresh one.
+                if pruner is None and polls >= len(chosen) and now >= next_prune_check:
+                    next_prune_check = now + PRUNE_CHECK_EVERY
+                    pruner = self.start_prune()
+                if pruner is not None:
+                    # Never past the next due poll or look for requests, and at most STEP_BUDGET:
+                    # an answer arriving meanwhile waits that long at most.
+                    next_due = min([due[p] for p in chosen if p not in in_flight] + [next_check])
+                    slice_ = min(retention.STEP_BUDGET, next_due - now)
+                    if slice_ >= MIN_PRUNE_SLICE:
+                        pruner = self.prune_step(pruner, slice_)
+                        now = time.monotonic()
                 fetched_items = [
                     self.stalled(p, in_flight.pop(p)) for p in list(in_flight) if self.is_stalled(in_flight[p], now)
                 ]
@@ -245,18 +269,41 @@ class Command(OneLineErrorsCommand):
                     polls += 1
                 if max_polls and polls >= max_polls:
                     break
-                if time.monotonic() >= next_prune:
-                    pruned = prune_raw_bodies(settings.SYNTRACK_RAW_RETENTION_DAYS)
-                    if pruned:
-                        logger.info(
-                            "dropped %d raw bodies older than %d days", pruned, settings.SYNTRACK_RAW_RETENTION_DAYS
-                        )
-                    next_prune = time.monotonic() + PRUNE_EVERY
         finally:
             self.note_signal()
             for session in sessions.values():
                 session.close()
             self.stdout.write("poll sessions closed")
+
+    @staticmethod
+    def start_prune() -> retention.Pruner | None:
+        """A prune job when the daily one is due, else None; a database hiccup only postpones it."""
+        try:
+            if not retention.due():
+                return None
+            pruner = retention.Pruner()
+        except DatabaseError as e:
+            logger.warning("cannot prune old data now: %s", _first_line(e))
+            return None
+        logger.info("pruning old data (%s)", _horizons_text(pruner.horizons))
+        return pruner
+
+    @staticmethod
+    def prune_step(pruner: retention.Pruner, budget: float) -> retention.Pruner | None:
+        """One slice of ``pruner``'s work; the pruner while unfinished, None once done (or given up)."""
+        try:
+            if not pruner.step(budget):
+                return pruner
+            retention.mark_done(pruner.now)
+        except DatabaseError as e:
+            # Nothing is marked done: the next check starts over where the data now stands.
+            logger.warning("pruning stopped: %s", _first_line(e))
+            if not connection.in_atomic_block:
+                close_old_connections()
+            return None
+        removed = ", ".join(f"{task.done} {task.name}" for task in pruner.tasks) or "nothing (kept forever)"
+        logger.info("pruned %s", removed)
+        return None
 
     @staticmethod
     def answer_requests(
@@ -317,6 +364,17 @@ class Command(OneLineErrorsCommand):
             except queue.Empty:
                 continue
         return None
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _horizons_text(horizons: retention.Horizons) -> str:
+    return ", ".join(
+        f"{name} before {horizon:%Y-%m-%d}" if horizon is not None else f"{name} kept"
+        for name, horizon in horizons.named()
+    )
 
 
 def check_database() -> None:
