@@ -5,8 +5,9 @@ import sys
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
-# The migration that adds the roll-up table; it leaves the table empty.
-ROLLUPS_MIGRATION = "0003_quotarollup"
+# Migrations that add the roll-up table (empty) or roll-up columns (empty in the
+# rows already there): after either, the roll-ups are rebuilt from the readings.
+ROLLUPS_MIGRATIONS = {"0003_quotarollup", "0005_rollup_tool_calls"}
 
 
 class QuotasConfig(AppConfig):
@@ -23,7 +24,7 @@ class QuotasConfig(AppConfig):
 def fill_rollups_after_upgrade(
     sender: AppConfig, using: str = "default", plan: list | None = None, verbosity: int = 1, **kwargs: object
 ) -> None:
-    """Once, when ``migrate`` has just added the roll-up table to a database that holds readings.
+    """Once, when ``migrate`` has just added the roll-up table (or columns) to a database that holds readings.
 
     The 24h, 7d and 30d charts read roll-ups: without this an upgraded
     install would show them empty until `reparse`. A post-migrate step and not
@@ -32,19 +33,20 @@ def fill_rollups_after_upgrade(
     if using != "default" or not plan:
         return
     added = any(
-        migration.app_label == "quotas" and migration.name == ROLLUPS_MIGRATION and not backwards
+        migration.app_label == "quotas" and migration.name in ROLLUPS_MIGRATIONS and not backwards
         for migration, backwards in plan
     )
     if not added:
         return
     from quotas import rollups
-    from quotas.models import QuotaReading
+    from quotas.models import Provider, QuotaReading
 
     if not QuotaReading.objects.exists():
         return
     stdout = kwargs.get("stdout") or sys.stdout
     if verbosity:
         stdout.write("Building roll-ups from the stored readings (once, after this upgrade)...\n")
-    written = rollups.rebuild()
+    # Where retention pruned the readings, the older roll-ups stay as they are.
+    written = sum(rollups.rebuild(provider, since=rollups.rebuilt_from(provider)) for provider in Provider.values)
     if verbosity:
         stdout.write(f"Roll-ups built: {written}\n")

@@ -12,9 +12,18 @@ outages (server errors, network errors, rate limiting with Retry-After, backed
 off as the poller does); one drifted payload and one with an unknown key per
 provider.
 
+What is kept: what the poller would have left after ``--days`` of polling
+under the configured retention (quotas.retention). Every poll of the whole
+span goes through cycle tracking, sessions and the roll-ups, but readings,
+snapshots, raw bodies, attempts and roll-ups older than their horizon are
+never written: a year of demo holds what a year-old install holds, and
+writing only that is what makes a year take minutes. A test checks that the
+result equals a full demo pruned by ``quotas.retention``.
+
 Speed: a sole writer under the poller lock, so the open cycles stay in memory
-(``cycles.OpenCycles``, as ``reparse`` does) and rows are written with
-``bulk_create`` once per batch of polls, one transaction per batch.
+(``cycles.OpenCycles``, as ``reparse`` does), roll-ups are folded in memory
+as the polls go (``rollups.Builder``, as ``reparse`` rebuilds them), and rows
+are written with ``bulk_create`` once per batch of polls, one transaction per batch.
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from lib import http
-from quotas import cycles, polling, rollups
+from quotas import cycles, polling, retention, rollups
 from quotas.models import (
     Outcome,
     PollAttempt,
@@ -45,6 +54,7 @@ from quotas.models import (
     QuotaReading,
     QuotaRollup,
     ResetCycle,
+    Resolution,
     Setting,
     Snapshot,
 )
@@ -55,9 +65,8 @@ from quotas.providers.base import NETWORK_ERROR, SERVER_ERROR, PollFailure
 MARKER = "demo"
 MIN_INTERVAL, MAX_INTERVAL = 10, 3600
 MIN_DAYS, MAX_DAYS = 1, 3650
-# Raw bodies are kept for the last day only: enough for ``reparse`` to have
-# something to chew on, while a year of demo stays small.
-RAW_DAYS = 1
+# The drifted and unknown-key polls fall in the last days, so a long demo keeps them.
+ODD_POLLS_WITHIN = 3 * 24 * 3600.0
 # Polls per transaction (both providers count).
 BATCH = 5000
 HOUR = 3600.0
@@ -75,6 +84,7 @@ class DemoError(Exception):
 
 @dataclass
 class DemoCounts:
+    polls: int = 0  # simulated, kept or not
     snapshots: int = 0
     readings: int = 0
     attempts: int = 0
@@ -83,10 +93,9 @@ class DemoCounts:
     cycles: int = 0
     rollups: int = 0
     seconds: float = 0.0
-    rollup_seconds: float = 0.0
 
     def __iadd__(self, other: DemoCounts) -> DemoCounts:
-        for name in ("snapshots", "readings", "attempts", "failed", "sessions", "rollups"):
+        for name in ("polls", "snapshots", "readings", "attempts", "failed", "sessions", "rollups"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         return self
 
@@ -114,6 +123,7 @@ def fill(
     seed: int = 7,
     parallel: bool = True,
     progress: Callable[[str], None] | None = None,
+    horizons: retention.Horizons | None = None,
 ) -> DemoCounts:
     """Replace the polled data with ``days`` of simulated polls every ``interval`` s, ending at ``end``.
 
@@ -121,7 +131,8 @@ def fill(
     2. Wipe snapshots, readings, cycles, sessions and attempts; mark the database.
     3. Simulate the poller's runs, both providers, batch by batch; every
        session ends at its last successful poll, as a stopped poller leaves it.
-    4. Rebuild the roll-ups from the readings.
+       Rows older than ``horizons`` (the configured retention's, at ``end``)
+       are not written; the roll-ups are folded as the polls go.
 
     ``parallel``: simulate the two providers in two processes (not inside a
     transaction, so never within a test's). The caller holds the poller lock.
@@ -139,7 +150,8 @@ def fill(
             defaults={"value": {"until": (end + MARGIN).isoformat(), "days": days, "interval": interval}},
         )
     plan = Plan.make(start.timestamp(), end.timestamp(), random.Random(seed))
-    jobs = [Job(provider, start.timestamp(), end.timestamp(), interval, seed) for provider in ADAPTERS]
+    horizons = horizons or retention.Horizons.at(end)
+    jobs = [Job(provider, start.timestamp(), end.timestamp(), interval, seed, horizons) for provider in ADAPTERS]
     # Each provider gets its own range of ids, so the two can be written side by side.
     bound = int(days * DAY / interval) + 10 * len(plan.runs) + 100
     bases = {model: _next_id(model) for model in (Snapshot, QuotaReading, PollAttempt)}
@@ -158,11 +170,6 @@ def fill(
     for result in results:
         counts += result
     counts.cycles = ResetCycle.objects.count()
-    # The chart's roll-ups, from the readings just written: one pass, once both
-    # providers are in (a rebuild holds the write lock for long).
-    rebuild_started = time.monotonic()
-    counts.rollups = rollups.rebuild()
-    counts.rollup_seconds = time.monotonic() - rebuild_started
     counts.seconds = time.monotonic() - started
     return counts
 
@@ -184,12 +191,13 @@ class Job:
     end: float
     interval: int
     seed: int
+    horizons: retention.Horizons
     first_ids: dict = field(default_factory=dict)
 
     def run(self, plan: Plan, progress: Callable[[str], None] | None) -> DemoCounts:
         world_class = SyntheticWorld if self.provider == "synthetic" else ZaiWorld
         world = world_class(self.start, random.Random(f"{self.seed}-{self.provider}"))
-        writer = Writer(self.end - RAW_DAYS * DAY, self.first_ids)
+        writer = Writer(self.horizons, self.first_ids)
         rng = random.Random(f"{self.seed}-{self.provider}-polls")
         Simulator(self.provider, world, plan, self.interval, writer, rng).run(progress)
         return writer.finish()
@@ -287,8 +295,9 @@ class Plan:
                     at = _while_up(runs, rng)
                     found.append(Incident(at, at + rng.uniform(*minutes) * 60, outcome, retry_after))
             incidents[provider] = sorted(found, key=lambda i: i.start)
-            drift_at[provider] = _while_up(runs, rng)
-            unknown_key_at[provider] = _while_up(runs, rng)
+            recent = [(max(a, end - ODD_POLLS_WITHIN), b) for a, b in runs if b > end - ODD_POLLS_WITHIN]
+            drift_at[provider] = _while_up(recent, rng)
+            unknown_key_at[provider] = _while_up(recent, rng)
         return cls(runs, incidents, drift_at, unknown_key_at)
 
 
@@ -625,8 +634,10 @@ class Writer:
     batch's INSERTs, never for a batch's simulation.
     """
 
-    def __init__(self, raw_from: float, first_ids: dict) -> None:
-        self.raw_from = raw_from  # polls from this instant on keep their raw body
+    def __init__(self, horizons: retention.Horizons, first_ids: dict) -> None:
+        # Polls from these instants on keep their raw body, readings and attempt.
+        self.raw_from, self.readings_from = _since(horizons.raw), _since(horizons.readings)
+        self.attempts_from = _since(horizons.attempts)
         self.snapshots = Table(
             Snapshot, ["provider", "captured_at", "plan", "raw", "drift", "drift_notes", "usable"], first_ids[Snapshot]
         )
@@ -645,22 +656,33 @@ class Writer:
         )
         self.sessions: dict[int, PollSession] = {}
         self.open_cycles = cycles.OpenCycles()
+        self.rollups: list[QuotaRollup] = []
+        kept = {Resolution.FIVE_MINUTES: horizons.five_minute_rollups, Resolution.HOUR: horizons.hourly_rollups}
+        self.builder = rollups.Builder(self.rollups.extend, since=kept)
         self.counts = DemoCounts()
+        self.flushed_at = 0
 
     def pending(self) -> int:
-        return len(self.snapshots.rows) + len(self.attempts.rows)
+        """Polls simulated since the last flush."""
+        return self.counts.polls - self.flushed_at
 
     def flush(self) -> None:
         """Write the batch and commit it."""
+        self.flushed_at = self.counts.polls
         with transaction.atomic():
             for table in (self.snapshots, self.readings, self.attempts):
                 table.write()
+            if self.rollups:
+                rollups.insert(self.rollups)
+                self.counts.rollups += len(self.rollups)
+                self.rollups.clear()
             self.open_cycles.flush()
             for session in self.sessions.values():
                 session.save()
         self.sessions = {}
 
     def finish(self) -> DemoCounts:
+        self.builder.finish()
         self.flush()
         self.counts.snapshots = self.snapshots.written
         self.counts.readings = self.readings.written
@@ -723,7 +745,7 @@ class Simulator:
                     data = self.world.unknown_key_payload(landed)
                 self._ok(session, landed, data, latency)
                 failures = 0
-            if writer.pending() >= 2 * BATCH:
+            if writer.pending() >= BATCH:
                 writer.flush()
             at += polling.next_delay(self.interval, failures, retry_after)
         session.ended_at = max(session.last_success_at or session.started_at, session.started_at)
@@ -761,18 +783,28 @@ class Simulator:
         captured = _dt(at)
         snapshot = SnapshotOutcome()
         polling.apply_outcome(snapshot, parsed, None)
-        snapshot_id = writer.snapshots.add(
-            self.provider, captured, snapshot.plan, self._raw(at, data), snapshot.drift,
-            snapshot.drift_notes, snapshot.usable,
-        )  # fmt: skip
+        kept, raw = at >= writer.readings_from, self._raw(at, data)
+        snapshot_id = None
+        if kept or raw is not None:
+            snapshot_id = writer.snapshots.add(
+                self.provider, captured, snapshot.plan, raw, snapshot.drift, snapshot.drift_notes, snapshot.usable,
+            )  # fmt: skip
         readings = [LightReading(self.provider, captured, quota) for quota in parsed.quotas]
         polling.track_readings(readings, session, writer.open_cycles)
         for quota, reading in zip(parsed.quotas, readings, strict=True):
-            writer.readings.add(
-                snapshot_id, self.provider, captured, reading.cycle.pk if reading.cycle else None,
-                quota.key, quota.label, quota.kind, quota.unit, quota.used, quota.limit, quota.remaining,
-                quota.percent, quota.resets_at, quota.details,
-            )  # fmt: skip
+            cycle_id = reading.cycle.pk if reading.cycle else None
+            if kept:
+                writer.readings.add(
+                    snapshot_id, self.provider, captured, cycle_id, quota.key, quota.label, quota.kind,
+                    quota.unit, quota.used, quota.limit, quota.remaining, quota.percent, quota.resets_at,
+                    quota.details,
+                )  # fmt: skip
+            if quota.percent is not None:  # as rollups.record folds them
+                charted = rollups.Reading(
+                    captured, quota.label, quota.kind, quota.unit, quota.percent, quota.used, cycle_id,
+                    rollups.tool_levels(quota.details),
+                )  # fmt: skip
+                writer.builder.add(self.provider, quota.key, charted)
         outcome, drift, message = polling.ok_outcome(parsed, readings)
         self._attempt(session, at, outcome, drift, message, latency, snapshot_id)
 
@@ -783,10 +815,11 @@ class Simulator:
             writer = self.writer
             snapshot = SnapshotOutcome()
             polling.apply_outcome(snapshot, None, failure)
-            snapshot_id = writer.snapshots.add(
-                self.provider, _dt(at), snapshot.plan, Snapshot.compress(_body(data)),
-                snapshot.drift, snapshot.drift_notes, snapshot.usable,
-            )  # fmt: skip
+            snapshot_id, raw = None, self._raw(at, data)
+            if at >= writer.readings_from or raw is not None:  # as retention would have left it
+                snapshot_id = writer.snapshots.add(
+                    self.provider, _dt(at), snapshot.plan, raw, snapshot.drift, snapshot.drift_notes, snapshot.usable,
+                )  # fmt: skip
             self._attempt(session, at, failure.outcome, True, failure.message, latency, snapshot_id)
             return
         raise AssertionError("the drift payload parsed")  # pragma: no cover
@@ -800,10 +833,12 @@ class Simulator:
         snapshot_id: int | None = None,
     ) -> None:  # fmt: skip
         writer = self.writer
-        writer.attempts.add(
-            self.provider, _dt(at), outcome, drift,
-            round(latency * 1000) if latency is not None else None, message[:500], session.pk, snapshot_id,
-        )  # fmt: skip
+        writer.counts.polls += 1
+        if at >= writer.attempts_from:
+            writer.attempts.add(
+                self.provider, _dt(at), outcome, drift,
+                round(latency * 1000) if latency is not None else None, message[:500], session.pk, snapshot_id,
+            )  # fmt: skip
         if outcome == Outcome.OK:
             session.polls_ok += 1
             session.last_success_at = _dt(at)
@@ -813,6 +848,11 @@ class Simulator:
 
     def _raw(self, at: float, data: dict) -> bytes | None:
         return Snapshot.compress(_body(data)) if at >= self.writer.raw_from else None
+
+
+def _since(horizon: datetime | None) -> float:
+    """A retention horizon as a timestamp; rows from it on are kept (None: everything is)."""
+    return horizon.timestamp() if horizon is not None else float("-inf")
 
 
 def _body(data: dict) -> bytes:

@@ -22,6 +22,7 @@ from django.db.models import Case, Count, F, FloatField, Q, QuerySet, Subquery, 
 from django.db.models.functions import Coalesce, Greatest, Lag
 from django.utils import timezone
 
+from quotas import rollups
 from quotas.models import (
     Kind,
     Outcome,
@@ -145,6 +146,8 @@ class _Data:
     tool_calls_since: dict[datetime, ToolCalls] = field(default_factory=dict)
     # What consumed() found, by (quota, start): each is asked for by several cards.
     consumed_since: dict[tuple[str, datetime], float] = field(default_factory=dict)
+    # What tracked_since() found, by quota.
+    first_seen: dict[str, datetime | None] = field(default_factory=dict)
 
     @classmethod
     def load(cls, provider: str, now: datetime) -> _Data:
@@ -192,12 +195,23 @@ class _Data:
         return self.tool_calls_since[start]
 
     def tracked_since(self, key: str) -> datetime | None:
-        return (
+        """The quota's first reading, or its first roll-up's where retention pruned the readings."""
+        if key not in self.first_seen:
+            self.first_seen[key] = self._first_seen(key)
+        return self.first_seen[key]
+
+    def _first_seen(self, key: str) -> datetime | None:
+        firsts = [
             QuotaReading.objects.filter(provider=self.provider, key=key)
             .order_by("captured_at")
             .values_list("captured_at", flat=True)
-            .first()
-        )
+            .first(),
+            QuotaRollup.objects.filter(provider=self.provider, key=key, resolution=Resolution.HOUR)
+            .order_by("start")
+            .values_list("first_at", flat=True)
+            .first(),
+        ]
+        return min((at for at in firsts if at is not None), default=None)
 
     def main_usage(self, period: timedelta) -> tuple[_Quota, datetime, float] | None:
         """The main quota, where its tracked part of the last ``period`` starts, and its use since.
@@ -227,41 +241,100 @@ def consumed_between(provider: str, key: str, start: datetime, end: datetime) ->
 
     The whole hours of the range come from the hourly roll-ups, whose
     ``consumed`` counts each reading's step the same way (quotas.rollups);
-    only the readings of the hour holding the range's first reading and of
-    its last, partial hour are read. So the cost is the same for a day as for
-    a month. A quota whose readings carry no percent is not rolled up: its
-    steps are read from the readings. Two or three queries for a short range, four for a long one.
+    only the readings of the range's first hour and of its last, partial
+    hour are read (``_Split``). So the cost is the same for a day as for a
+    month, and a range reaching past the readings' retention is counted from
+    the roll-ups in whole hours. A quota whose readings carry no percent is
+    not rolled up: its steps are read from the readings. A few queries.
     """
-    readings = QuotaReading.objects.filter(provider=provider, key=key)
-    first = (
-        readings.filter(captured_at__gte=start, captured_at__lte=end)
-        .order_by("captured_at", "id")
-        .values_list("captured_at", "percent")
-        .first()
-    )
-    if first is None:
-        return 0.0
-    first_at, percent = first
-    # The first reading stays in the head, so the step into the first rolled-up
-    # hour is one between two readings of the range.
-    whole_from, whole_to = _hour(first_at) + HOUR, _hour(end)
-    hours = None
-    if percent is not None and whole_from < whole_to:
-        hours = QuotaRollup.objects.filter(
-            provider=provider, key=key, resolution=Resolution.HOUR, start__gte=whole_from, start__lt=whole_to
-        ).aggregate(total=Sum("consumed"), count=Count("id"))
-    if hours is None or not hours["count"]:
-        # Short, or no roll-ups in the whole hours: then no readings either (or
-        # roll-ups not built yet), and the readings are as quick and exact.
-        return _finite(_steps(readings.filter(captured_at__gte=start, captured_at__lte=end)))
-    head = _steps(readings.filter(captured_at__gte=start, captured_at__lt=whole_from))
-    # The tail's first step starts at the reading before it (in a rolled-up hour).
-    before = readings.filter(captured_at__lt=whole_to).order_by("-captured_at", "-id").values("captured_at")[:1]
-    tail = _steps(readings.filter(captured_at__gte=Subquery(before), captured_at__lte=end), counted_from=whole_to)
-    return _finite(head + hours["total"] + tail)
+    split = _Split.of(provider, key, start, end)
+    return _consumed(split) if split is not None else 0.0
+
+
+def _consumed(split: _Split) -> float:
+    if split.hours is None:
+        return _finite(_steps(split.whole_range()))
+    head = _steps(split.head()) if split.head_from is not None else 0.0
+    return _finite(head + split.hours_consumed + _steps(split.tail(), counted_from=split.whole_to))
 
 
 HOUR = timedelta(hours=1)
+
+
+@dataclass
+class _Split:
+    """A range cut for counting: a head of readings, whole hours of roll-ups, a tail of readings.
+
+    The head runs from the range's first reading to the end of its hour; the
+    whole hours follow, to the hour holding ``end``; the tail is that last,
+    partial hour, read from the reading before it (its first step starts
+    there). Where retention pruned the readings under the range's start, the
+    first roll-up whose readings are all in the range opens the whole hours and there is no head.
+    ``hours`` is None for a quota that is not rolled up (or a range too short
+    to hold a whole hour): then the readings are as quick and exact.
+    """
+
+    readings: QuerySet[QuotaReading]
+    start: datetime
+    end: datetime
+    head_from: datetime | None  # the first reading of the range, when the head is read
+    whole_from: datetime
+    whole_to: datetime
+    hours: QuerySet[QuotaRollup] | None
+    hours_consumed: float = 0.0
+
+    @classmethod
+    def of(cls, provider: str, key: str, start: datetime, end: datetime) -> _Split | None:
+        """None when the range holds neither a reading nor a roll-up."""
+        readings = QuotaReading.objects.filter(provider=provider, key=key)
+        first = (
+            readings.filter(captured_at__gte=start, captured_at__lte=end)
+            .order_by("captured_at", "id")
+            .values_list("captured_at", "percent")
+            .first()
+        )
+        whole_to = _hour(end)
+        hourly = QuotaRollup.objects.filter(provider=provider, key=key, resolution=Resolution.HOUR)
+        rolled = None
+        if first is None or _hour(first[0]) > _hour(start):
+            # The readings start after the start's hour (tracking began later, or retention
+            # pruned them): the first roll-up all of whose readings are in the range.
+            rolled = (
+                hourly.filter(start__gte=_hour(start), first_at__gte=start, start__lt=whole_to)
+                .order_by("start")
+                .values_list("start", flat=True)
+                .first()
+            )
+        if rolled is not None and (first is None or rolled < _hour(first[0])):
+            # The readings under the start are gone: whole hours from the first roll-up.
+            head_from, whole_from = None, rolled
+        elif first is None:
+            return None
+        elif first[1] is None:  # no percent: never rolled up
+            return cls(readings, start, end, first[0], whole_to, whole_to, None)
+        else:
+            # The first reading stays in the head, so the step into the first
+            # rolled-up hour is one between two readings of the range.
+            head_from, whole_from = first[0], _hour(first[0]) + HOUR
+        hours = hourly.filter(start__gte=whole_from, start__lt=whole_to)
+        summed = hours.aggregate(total=Sum("consumed"), count=Count("id"))
+        if head_from is not None and not summed["count"]:
+            # Short, or no roll-ups in the whole hours (not built yet): the readings alone.
+            return cls(readings, start, end, head_from, whole_to, whole_to, None)
+        return cls(readings, start, end, head_from, whole_from, whole_to, hours, summed["total"] or 0.0)
+
+    def whole_range(self) -> QuerySet[QuotaReading]:
+        return self.readings.filter(captured_at__gte=self.start, captured_at__lte=self.end)
+
+    def head(self) -> QuerySet[QuotaReading]:
+        return self.readings.filter(captured_at__gte=self.start, captured_at__lt=self.whole_from)
+
+    def tail(self) -> QuerySet[QuotaReading]:
+        """From the reading before the last partial hour to ``end`` (count it from ``whole_to``)."""
+        before = self.readings.filter(captured_at__lt=self.whole_to).order_by("-captured_at", "-id")
+        return self.readings.filter(
+            captured_at__gte=Subquery(before.values("captured_at")[:1]), captured_at__lte=self.end
+        )
 
 
 def _hour(at: datetime) -> datetime:
@@ -308,61 +381,52 @@ class ToolCalls:
     by_tool: list[tuple[str, float]]
 
 
+TOOLS_KEY = "time_monthly"
+
+
 def tool_calls_between(provider: str, start: datetime, end: datetime) -> ToolCalls:
     """The ``time_monthly`` counter and each tool of its breakdown, counted as ``consumed_between`` counts.
 
-    The counter's total is ``consumed_between``. Each tool's count is what its
-    own counter went up by in the range: within each cycle of the counter, its
-    level at the cycle's last reading of the range, less its level at the
-    range's first reading for the cycle that reading belongs to (the first
-    reading is only a baseline) or nothing for a cycle that began within the
-    range (a reset counts the new level). The tools' counters only grow
-    within a cycle, so this is the sum of their positive steps without reading
-    every step: a handful of readings found by index seeks, whatever the
-    range. (The upstream's per-tool numbers need not add up to its counter;
-    the shares are of the tools' own total.) Two queries.
+    The counter's total is ``consumed_between``. Each tool's count is the sum
+    of its own counter's steps, counted as the quota's are (a new cycle counts
+    the tool's whole level), over the same split: the head and tail readings'
+    breakdowns, and the hourly roll-ups' ``tool_calls`` in between (the
+    upstream's per-tool numbers need not add up to its counter; the shares are
+    of the tools' own total).
     """
-    total = consumed_between(provider, "time_monthly", start, end)
-    readings = QuotaReading.objects.filter(provider=provider, key="time_monthly")
-    in_range = readings.filter(captured_at__gte=start, captured_at__lte=end)
-    # The last reading of every cycle that ended within the range: ResetCycle keeps its time.
-    closed = ResetCycle.objects.filter(
-        provider=provider, quota="time_monthly", last_reading_at__gte=start, last_reading_at__lte=end
-    ).exclude(ended_at=None)
-    ends = (
-        in_range.filter(
-            Q(captured_at=Subquery(in_range.order_by("captured_at", "id").values("captured_at")[:1]))
-            | Q(captured_at=Subquery(in_range.order_by("-captured_at", "-id").values("captured_at")[:1]))
-            | Q(captured_at__in=Subquery(closed.values("last_reading_at")))
-        )
-        .order_by("captured_at", "id")
-        .values_list("cycle_id", "details")
-    )
-    first: tuple[int | None, dict[str, float]] | None = None
-    last_of_cycle: dict[int | None, dict[str, float]] = {}
-    for cycle_id, details in ends:
-        levels = _tool_levels(details)
-        if first is None:
-            first = (cycle_id, levels)
-        last_of_cycle[cycle_id] = levels
+    split = _Split.of(provider, TOOLS_KEY, start, end)
+    total = _consumed(split) if split is not None else 0.0
     counted: dict[str, float] = {}
-    for cycle_id, levels in last_of_cycle.items():
-        baseline = first[1] if first is not None and cycle_id == first[0] else {}
-        for name, level in levels.items():
-            counted[name] = counted.get(name, 0.0) + max(level - baseline.get(name, 0.0), 0.0)
+    if split is not None:
+        if split.hours is None:
+            _add(counted, _tool_steps(split.whole_range()))
+        else:
+            if split.head_from is not None:
+                _add(counted, _tool_steps(split.head()))
+            for calls in split.hours.exclude(tool_calls=None).values_list("tool_calls", flat=True):
+                _add(counted, calls if isinstance(calls, dict) else {})
+            _add(counted, _tool_steps(split.tail(), counted_from=split.whole_to))
     by_tool = sorted(((name, calls) for name, calls in counted.items() if calls > 0), key=lambda item: -item[1])
     return ToolCalls(total, by_tool)
 
 
-def _tool_levels(details: Any) -> dict[str, float]:
-    tools = details.get("tools") if isinstance(details, dict) else None
-    if not isinstance(tools, list):
-        return {}
-    return {
-        str(t.get("name")): float(t["used"])
-        for t in tools
-        if isinstance(t, dict) and isinstance(t.get("used"), int | float) and math.isfinite(t["used"])
-    }
+def _tool_steps(readings: QuerySet[QuotaReading], counted_from: datetime | None = None) -> dict[str, float]:
+    """Each tool's steps between consecutive ``readings`` (an hour's worth at most), from ``counted_from`` on."""
+    counted: dict[str, float] = {}
+    previous = None
+    rows = readings.order_by("captured_at", "id").values_list("captured_at", "unit", "cycle_id", "details")
+    for at, unit, cycle_id, details in rows:
+        reading = rollups.Reading(at, "", "", unit, 0.0, None, cycle_id, rollups.tool_levels(details))
+        if counted_from is None or at >= counted_from:
+            _add(counted, rollups.tools_added(reading, previous))
+        previous = reading
+    return counted
+
+
+def _add(counted: dict[str, float], calls: dict[str, object]) -> None:
+    for name, value in calls.items():
+        if isinstance(value, int | float) and math.isfinite(value):
+            counted[str(name)] = counted.get(str(name), 0.0) + float(value)
 
 
 def _complete_cycles(provider: str, key: str, since: datetime, now: datetime) -> list[ResetCycle]:

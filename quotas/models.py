@@ -167,6 +167,11 @@ class QuotaRollup(models.Model):
     gap_began_at = models.DateTimeField(null=True)
     gap_ended_at = models.DateTimeField(null=True)
     gap_seconds = models.FloatField(default=0)
+    # Quotas with a per-tool breakdown (Z.ai's tool calls): each tool's counter at
+    # the last reading, and what each tool added in the bucket, counted as
+    # ``consumed`` is. So tool counts over a month need no readings. Null for other quotas.
+    last_tools = models.JSONField(null=True, blank=True)
+    tool_calls = models.JSONField(null=True, blank=True)
 
     class Meta:
         constraints = [

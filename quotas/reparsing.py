@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from itertools import islice
 from types import ModuleType
 
@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import BooleanField, ExpressionWrapper, Q
 
 from quotas import cycles, rollups
-from quotas.models import QuotaReading, QuotaRollup, ResetCycle, Resolution, Snapshot
+from quotas.models import QuotaReading, ResetCycle, Snapshot
 from quotas.polling import OUTCOME_FIELDS, apply_outcome, build_readings, track_readings
 from quotas.providers import ADAPTERS
 from quotas.providers.base import Parsed, PollFailure, parse_json_object
@@ -77,21 +77,8 @@ def reparse(provider: str, chunk_size: int = REPARSE_CHUNK) -> ReparseCounts:
             _reparse_chunk(adapter, chunk, counts, open_cycles)
             open_cycles.flush()
         counts.cycles = ResetCycle.objects.filter(provider=provider).count()
-        rollups.rebuild(provider, since=_rollups_rebuilt_from(provider))
+        rollups.rebuild(provider, since=rollups.rebuilt_from(provider))
     return counts
-
-
-def _rollups_rebuilt_from(provider: str) -> datetime | None:
-    """Where the roll-ups are rebuilt from: everywhere (None) unless retention pruned the readings
-    under the older ones; those are kept, and the rebuild starts at the first whole hour of readings left."""
-    hourly = QuotaRollup.objects.filter(provider=provider, resolution=Resolution.HOUR)
-    first = QuotaReading.objects.filter(provider=provider).order_by("captured_at").values_list("captured_at", flat=True)
-    first_at = first.first()
-    if first_at is None:
-        latest = hourly.order_by("-start").values_list("start", flat=True).first()
-        return None if latest is None else latest + HOUR
-    hour = rollups.bucket_start(first_at, Resolution.HOUR)
-    return hour + HOUR if hourly.filter(start__lt=hour).exists() else None
 
 
 def _rebuilt_cycles(provider: str):

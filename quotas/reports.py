@@ -16,7 +16,16 @@ from django.utils import timezone
 
 from lib.timefmt import isostring
 from quotas import pollnow, rounding
-from quotas.models import Outcome, PollAttempt, PollRequest, PollSession, QuotaReading, ResetCycle
+from quotas.models import (
+    Outcome,
+    PollAttempt,
+    PollRequest,
+    PollSession,
+    QuotaReading,
+    QuotaRollup,
+    ResetCycle,
+    Resolution,
+)
 from quotas.providers import ADAPTERS, NAMES, configured
 
 # The `limit` parameters of the API accept 1–500.
@@ -165,10 +174,10 @@ def summary(provider: str) -> dict[str, Any]:
 
     Cycle figures come from completed cycles (null without any, and always for
     rolling windows); ``total_consumed`` also counts the running cycle.
-    ``tracking_since`` is the oldest reading or cycle start of the quota.
-    Label, kind and unit are the newest reading's. Three queries: the quotas
-    with their first and last reading, the newest readings, the cycle
-    aggregates.
+    ``tracking_since`` is the oldest reading, roll-up or cycle start of the quota.
+    Label, kind and unit are the newest reading's. Three queries and one
+    index seek per quota: the quotas with their first and last reading, the
+    newest readings, the cycle aggregates, each quota's first roll-up.
     """
     _check_provider(provider)
     ends = reading_ends(provider)
@@ -200,6 +209,14 @@ def summary(provider: str) -> dict[str, Any]:
         since = readings[end.first_id].captured_at
         if cycle is not None and cycle["first_started"] is not None:
             since = min(since, cycle["first_started"])
+        # Rolling windows have no cycles: past the readings' retention, their first roll-up says it.
+        rolled = (
+            QuotaRollup.objects.filter(provider=provider, key=key, resolution=Resolution.HOUR)
+            .order_by("start")
+            .values_list("first_at", flat=True)
+            .first()
+        )
+        since = min(since, rolled) if rolled is not None else since
         quotas.append(
             {
                 "key": key,

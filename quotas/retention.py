@@ -54,9 +54,9 @@ STEP_BUDGET = 0.5
 # The poller prunes at most this often; the time of the last full prune is kept in the database.
 PRUNE_EVERY = timedelta(days=1)
 LAST_PRUNE_KEY = "retention.last_prune_at"
-# Poll attempts feed /api/polls (the latest 500 at most) and the uptime insight (30 days at most);
-# the sessions, kept forever, keep their counts. So they go with the readings.
-ATTEMPT_RETENTION_DAYS = 35
+# Poll attempts feed /api/polls (the latest 500 at most) and the uptime insight (30 days at most,
+# plus a day between two prunes); the sessions, kept forever, keep their counts.
+ATTEMPT_RETENTION_DAYS = 31
 # 5-minute roll-ups draw the 24h and 7d charts only (quotas.rollups): a week and a day of them.
 FIVE_MINUTE_ROLLUP_RETENTION_DAYS = 8
 # Hourly roll-ups draw the long chart ranges, at some 400 bytes an hour per quota: a year and a
@@ -126,9 +126,11 @@ class Pruner:
 
     now: datetime = field(default_factory=timezone.now)
     vacuum: bool = True
+    # The configured retention's at ``now`` unless given (tests, and ``demo``'s equivalence test).
+    horizons: Horizons | None = None
 
     def __post_init__(self) -> None:
-        self.horizons = Horizons.at(self.now)
+        self.horizons = self.horizons or Horizons.at(self.now)
         self.tasks = list(self._tasks())
         self.vacuumed_pages = 0
         # Not inside a transaction (a test's): the pragma would commit it.

@@ -20,7 +20,8 @@ through the same ``_Bucket.fold``, so both paths agree by construction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -46,7 +47,7 @@ def bucket_start(at: datetime, resolution: int) -> datetime:
 
 
 @dataclass(slots=True)
-class _Reading:
+class Reading:
     """What a roll-up needs of one reading (a QuotaReading, or a row streamed by rebuild)."""
 
     at: datetime
@@ -56,15 +57,17 @@ class _Reading:
     percent: float
     used: float | None
     cycle_id: int | None
+    # Each tool's counter (Z.ai's per-tool breakdown, see tool_levels); None for quotas without one.
+    tools: dict[str, float] | None = None
 
     @property
     def level(self) -> float:
         return self.used if self.used is not None else self.percent
 
 
-def _previous(rollup: QuotaRollup) -> _Reading:
+def _previous(rollup: QuotaRollup) -> Reading:
     """The last reading folded into ``rollup``."""
-    return _Reading(
+    return Reading(
         rollup.last_at,
         rollup.label,
         rollup.kind,
@@ -72,10 +75,43 @@ def _previous(rollup: QuotaRollup) -> _Reading:
         rollup.last_percent,
         rollup.last_used,
         rollup.last_cycle_id,
+        rollup.last_tools,
     )
 
 
-def _added(reading: _Reading, previous: _Reading | None) -> float:
+def tool_levels(details: object) -> dict[str, float] | None:
+    """Each tool's counter in a reading's ``details`` (``{"tools": [{"name", "used"}]}``); None without a list."""
+    tools = details.get("tools") if isinstance(details, dict) else None
+    if not isinstance(tools, list):
+        return None
+    return {
+        str(t.get("name")): float(t["used"])
+        for t in tools
+        if isinstance(t, dict) and isinstance(t.get("used"), int | float) and math.isfinite(t["used"])
+    }
+
+
+def tools_added(reading: Reading, previous: Reading | None) -> dict[str, float]:
+    """What ``reading`` adds to each tool's count after ``previous``, counted as ``_added`` counts the quota.
+
+    In a new reset cycle each tool counts its whole level; otherwise its rise. The
+    first reading (no previous, or none with tools) is only a baseline.
+    """
+    if reading.tools is None or previous is None or previous.tools is None:
+        return {}
+    if reading.cycle_id is not None and previous.cycle_id is not None and reading.cycle_id != previous.cycle_id:
+        return {name: level for name, level in reading.tools.items() if level > 0}
+    if reading.unit != previous.unit:
+        return {}
+    added = {}
+    for name, level in reading.tools.items():
+        rise = level - previous.tools.get(name, 0.0)
+        if rise > 0:
+            added[name] = rise
+    return added
+
+
+def _added(reading: Reading, previous: Reading | None) -> float:
     """What ``reading`` adds to consumption after ``previous`` (cycles.track counts the same).
 
     A reading that opened a new reset cycle counts its whole level (the usage
@@ -90,7 +126,7 @@ def _added(reading: _Reading, previous: _Reading | None) -> float:
     return max(reading.level - previous.level, 0.0)
 
 
-def _new(provider: str, key: str, resolution: int, reading: _Reading) -> QuotaRollup:
+def _new(provider: str, key: str, resolution: int, reading: Reading) -> QuotaRollup:
     return QuotaRollup(
         provider=provider,
         key=key,
@@ -117,12 +153,19 @@ def _new(provider: str, key: str, resolution: int, reading: _Reading) -> QuotaRo
     )
 
 
-def _fold(rollup: QuotaRollup, reading: _Reading, previous: _Reading | None) -> None:
+def _fold(rollup: QuotaRollup, reading: Reading, previous: Reading | None) -> None:
     """Add ``reading`` (later than every reading in ``rollup``) to it; ``previous``: the quota's reading before."""
     rollup.count += 1
     rollup.consumed += _added(reading, previous)
     rollup.last_at, rollup.last_percent, rollup.last_used = reading.at, reading.percent, reading.used
     rollup.last_cycle_id = reading.cycle_id
+    rollup.last_tools = reading.tools
+    added = tools_added(reading, previous)
+    if added:
+        calls = dict(rollup.tool_calls or {})
+        for name, rise in added.items():
+            calls[name] = calls.get(name, 0.0) + rise
+        rollup.tool_calls = calls
     # The newest names win, as history labels a series with its newest reading's.
     rollup.label, rollup.kind, rollup.unit = reading.label, reading.kind, reading.unit
     # Ties: the earliest of the lowest, the latest of the highest (history's rule).
@@ -163,7 +206,7 @@ def record(snapshot: Snapshot, readings: Iterable[QuotaReading]) -> None:
     keys = {reading.key for reading in charted}
     five, hour = bucket_start(at, Resolution.FIVE_MINUTES), bucket_start(at, Resolution.HOUR)
     current: dict[tuple[str, int], QuotaRollup] = {}
-    previous: dict[str, _Reading] = {}
+    previous: dict[str, Reading] = {}
     found = QuotaRollup.objects.filter(provider=provider, key__in=keys).filter(
         Q(resolution=Resolution.FIVE_MINUTES, start=five)
         | Q(resolution=Resolution.HOUR, start__in=[hour, hour - timedelta(hours=1)])
@@ -185,7 +228,10 @@ def record(snapshot: Snapshot, readings: Iterable[QuotaReading]) -> None:
     created: list[QuotaRollup] = []
     updated: list[QuotaRollup] = []
     for reading in charted:
-        row = _Reading(at, reading.label, reading.kind, reading.unit, reading.percent, reading.used, reading.cycle_id)
+        row = Reading(
+            at, reading.label, reading.kind, reading.unit, reading.percent, reading.used, reading.cycle_id,
+            tool_levels(reading.details),
+        )  # fmt: skip
         for resolution in RESOLUTIONS:
             rollup = current.get((reading.key, resolution))
             if rollup is None:
@@ -201,12 +247,76 @@ def record(snapshot: Snapshot, readings: Iterable[QuotaReading]) -> None:
         QuotaRollup.objects.bulk_update(updated, FOLDED)
 
 
+class Builder:
+    """Folds readings into roll-ups as they come: each quota's readings in time order (quotas may interleave).
+
+    ``rebuild`` feeds it readings streamed from the database, ``demo`` the
+    readings it simulates. ``before``: each quota's reading before the first
+    one fed (consumption and gaps run on across it). ``since``: per
+    resolution, the first bucket start to keep; older readings still carry
+    consumption and gaps forward but open no roll-up of that size (the demo
+    skips what retention would prune). Finished roll-ups go to ``write`` in
+    lists of about BATCH.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[list[QuotaRollup]], None],
+        before: dict[tuple[str, str], Reading] | None = None,
+        since: dict[int, datetime | None] | None = None,
+    ) -> None:
+        self.write = write
+        self.previous: dict[tuple[str, str], Reading] = dict(before or {})
+        self.since = {resolution: (since or {}).get(resolution) for resolution in RESOLUTIONS}
+        self.open: dict[tuple[str, str], dict[int, QuotaRollup]] = {}
+        self.done: list[QuotaRollup] = []
+        self.written = 0
+
+    def add(self, provider: str, key: str, reading: Reading) -> None:
+        quota = (provider, key)
+        buckets = self.open.setdefault(quota, {})
+        previous = self.previous.get(quota)
+        for resolution in RESOLUTIONS:
+            rollup = buckets.get(resolution)
+            if rollup is None or not _holds(rollup, reading.at):
+                if rollup is not None:
+                    self.done.append(buckets.pop(resolution))
+                since = self.since[resolution]
+                if since is not None and reading.at < since:
+                    continue
+                rollup = buckets[resolution] = _new(provider, key, resolution, reading)
+            _fold(rollup, reading, previous)
+        self.previous[quota] = reading
+        if len(self.done) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the finished roll-ups to ``write``."""
+        if self.done:
+            self.write(self.done)
+            self.written += len(self.done)
+            self.done = []
+
+    def finish(self) -> int:
+        """Hand every roll-up over, the open ones too; returns how many were written in all."""
+        for buckets in self.open.values():
+            self.done.extend(buckets.values())
+        self.open = {}
+        self.flush()
+        return self.written
+
+
+def _holds(rollup: QuotaRollup, at: datetime) -> bool:
+    """Whether ``at`` (never earlier than the roll-up's readings) falls in the roll-up's bucket."""
+    return (at - rollup.start).total_seconds() < rollup.resolution
+
+
 def rebuild(provider: str | None = None, since: datetime | None = None) -> int:
     """Recompute the roll-ups of ``provider`` (every one when None) from the stored readings.
 
     From ``since`` on (rounded down to the hour; from the first reading when
     None): those roll-ups are deleted, then the readings are streamed in
-    (quota, time) order and folded, and the roll-ups written in batches. A
+    (quota, time) order and folded (``Builder``), and the roll-ups written in batches. A
     quota's reading before ``since`` comes from its last roll-up before it,
     so consumption and gaps run on across the cut. Returns the number of roll-ups written.
     """
@@ -221,7 +331,7 @@ def rebuild(provider: str | None = None, since: datetime | None = None) -> int:
         readings = readings.filter(captured_at__gte=cut)
     existing.delete()
 
-    before: dict[tuple[str, str], _Reading] = {}
+    before: dict[tuple[str, str], Reading] = {}
     if cut is not None:
         earlier = QuotaRollup.objects.filter(resolution=Resolution.HOUR, start__lt=cut)
         if provider is not None:
@@ -232,39 +342,40 @@ def rebuild(provider: str | None = None, since: datetime | None = None) -> int:
             if latest is not None:
                 before[(quota_provider, key)] = _previous(latest)
 
-    written = 0
-    pending: list[QuotaRollup] = []
-    quota: tuple[str, str] | None = None
-    previous: _Reading | None = None
-    open_buckets: dict[int, QuotaRollup] = {}
-    fields = ("provider", "key", "captured_at", "label", "kind", "unit", "percent", "used", "cycle_id")
+    builder = Builder(insert, before)
+    fields = ("provider", "key", "captured_at", "label", "kind", "unit", "percent", "used", "cycle_id", "details")
     rows = readings.order_by("provider", "key", "captured_at", "id").values_list(*fields)
-    for row_provider, key, at, label, kind, unit, percent, used, cycle_id in rows.iterator(chunk_size=BATCH):
-        if (row_provider, key) != quota:
-            pending.extend(open_buckets.values())
-            open_buckets = {}
-            quota = (row_provider, key)
-            previous = before.get(quota)
-        row = _Reading(at, label, kind, unit, percent, used, cycle_id)
-        for resolution in RESOLUTIONS:
-            rollup = open_buckets.get(resolution)
-            if rollup is None or rollup.start != bucket_start(at, resolution):
-                if rollup is not None:
-                    pending.append(rollup)
-                rollup = open_buckets[resolution] = _new(row_provider, key, resolution, row)
-            _fold(rollup, row, previous)
-        previous = row
-        if len(pending) >= BATCH:
-            _insert(pending)
-            written += len(pending)
-            pending = []
-    pending.extend(open_buckets.values())
-    _insert(pending)
-    return written + len(pending)
+    for row_provider, key, at, label, kind, unit, percent, used, cycle_id, details in rows.iterator(chunk_size=BATCH):
+        reading = Reading(at, label, kind, unit, percent, used, cycle_id, tool_levels(details))
+        builder.add(row_provider, key, reading)
+    return builder.finish()
 
 
-def _insert(rollups: list[QuotaRollup]) -> None:
+def rebuilt_from(provider: str) -> datetime | None:
+    """Where ``provider``'s roll-ups can be rebuilt from: everywhere (None) unless retention pruned the
+    readings under the older ones; those are kept, and a rebuild starts at the first whole hour of readings left."""
+    hourly = QuotaRollup.objects.filter(provider=provider, resolution=Resolution.HOUR)
+    first = QuotaReading.objects.filter(provider=provider).order_by("captured_at").values_list("captured_at", flat=True)
+    first_at = first.first()
+    if first_at is None:
+        latest = hourly.order_by("-start").values_list("start", flat=True).first()
+        return None if latest is None else latest + timedelta(hours=1)
+    hour = bucket_start(first_at, Resolution.HOUR)
+    return hour + timedelta(hours=1) if hourly.filter(start__lt=hour).exists() else None
+
+
+def insert(rollups: list[QuotaRollup]) -> None:
     QuotaRollup.objects.bulk_create(rollups, batch_size=BATCH)
 
 
-__all__ = ["RESOLUTIONS", "bucket_start", "rebuild", "record"]
+__all__ = [
+    "RESOLUTIONS",
+    "Builder",
+    "Reading",
+    "bucket_start",
+    "insert",
+    "rebuild",
+    "rebuilt_from",
+    "record",
+    "tool_levels",
+]

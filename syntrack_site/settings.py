@@ -38,7 +38,7 @@ SYNTRACK_RAW_RETENTION_DAYS = cfg.integer("SYNTRACK_RAW_RETENTION_DAYS", 30, 0, 
 # 30-day insights read them. The default outlives the raw bodies, so `reparse` always finds
 # readings for every snapshot whose body is gone, with 5 days to spare; the charts' long ranges
 # draw from roll-ups (quotas.retention says how long those stay).
-SYNTRACK_READING_RETENTION_DAYS = cfg.retention_days("SYNTRACK_READING_RETENTION_DAYS", 35, 31)
+SYNTRACK_READING_RETENTION_DAYS = cfg.retention_days("SYNTRACK_READING_RETENTION_DAYS", 8, 1)
 LOG_LEVEL = cfg.choice("SYNTRACK_LOG_LEVEL", "info", LOG_LEVELS)
 
 DATABASES = {"default": cfg.database(SYNTRACK_DB_PATH)}

@@ -596,16 +596,17 @@ QUERY_COUNTS = [
     # whether the quota was reported (an index seek), the cycles
     ("/api/cycles", {"provider": "zai", "quota": "tokens_5h"}, 2 + 2),
     ("/api/cycles", {"provider": "both", "limit": "500"}, 2 + 2),
-    # the quotas, their cycle statistics, the newest readings
-    ("/api/summary", {"provider": "zai"}, 2 + 3),
+    # the quotas, their cycle statistics, the newest readings, each quota's first roll-up (3 here)
+    ("/api/summary", {"provider": "zai"}, 2 + 3 + 3),
     # the sessions
     ("/api/sessions", {}, 2 + 1),
     # the attempts
     ("/api/polls", {}, 2 + 1),
     ("/api/polls", {"provider": "both"}, 2 + 2),
-    # the hidden insights setting, then quotas.insights' own reads (22 with this data: each
-    # consumption figure seeks its first reading, then reads roll-ups and the edge hours' readings)
-    ("/api/insights", {"provider": "zai"}, 2 + 1 + 22),
+    # the hidden insights setting, then quotas.insights' own reads (27 with this data: each
+    # consumption figure seeks its first reading (and, as tracking began within the range, its
+    # first roll-up), then reads roll-ups and the edge hours' readings)
+    ("/api/insights", {"provider": "zai"}, 2 + 1 + 27),
     # the setting rows
     ("/api/settings", {}, 2 + 1),
 ]

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def default_retention(settings):
     settings.SYNTRACK_RAW_RETENTION_DAYS = 30
-    settings.SYNTRACK_READING_RETENTION_DAYS = 35
+    settings.SYNTRACK_READING_RETENTION_DAYS = 8
     return settings
 
 
@@ -57,7 +57,7 @@ def ages(rows, field: str = "captured_at") -> list[float]:
 
 def test_each_kind_of_row_goes_at_its_own_horizon() -> None:
     session = PollSession.objects.create(provider="synthetic", interval_seconds=60, started_at=NOW - 120 * DAY)
-    for age in (100, 40, 33, 29, 1):
+    for age in (100, 40, 33, 29, 5, 1):
         store_payload("synthetic", SYNTHETIC, NOW - age * DAY, session=session)
     for age in (95, 50):
         store_failure(NOW - age * DAY, provider="synthetic", session=session)
@@ -65,26 +65,26 @@ def test_each_kind_of_row_goes_at_its_own_horizon() -> None:
 
     pruner = prune()
 
-    # Readings: kept from 35 days back; their snapshots go with them once the body has gone too.
-    assert ages(Snapshot.objects.all()) == [1, 29, 33]
-    assert sorted({age for age in ages(QuotaReading.objects.all())}) == [1, 29, 33]
+    # Readings: kept 8 days; their snapshots go with them once the body has gone too.
+    assert ages(Snapshot.objects.all()) == [1, 5, 29]
+    assert sorted({age for age in ages(QuotaReading.objects.all())}) == [1, 5]
     # Raw bodies: kept 30 days.
     assert {(NOW - s.captured_at) / DAY: s.raw is not None for s in Snapshot.objects.all()} == {
-        33: False,
         29: True,
+        5: True,
         1: True,
     }
-    # Attempts: kept 35 days too (the session keeps the counts).
-    assert ages(PollAttempt.objects.all(), "at") == [1, 29, 33]
+    # Attempts: kept 31 days (the session keeps the counts).
+    assert ages(PollAttempt.objects.all(), "at") == [1, 5, 29]
     # Cycles and sessions: forever.
     assert list(ResetCycle.objects.values_list("id", "started_at", "ended_at", "consumed")) == cycles_before
     assert PollSession.objects.count() == 1
     per_snapshot = QuotaReading.objects.filter(captured_at=NOW - DAY).count()
     assert done(pruner) == {
         "raw bodies": 3,  # 100, 40 and 33 days old
-        "readings": 2 * per_snapshot,
-        "snapshots": 2,
-        "poll attempts": 4,  # 100, 95, 50 and 40 days old
+        "readings": 4 * per_snapshot,  # 100, 40, 33 and 29 days old
+        "snapshots": 3,  # 100, 40 and 33 days old: neither readings nor a body left
+        "poll attempts": 5,  # 100, 95, 50, 40 and 33 days old
         "5-minute roll-ups": 4 * per_snapshot,  # one per quota of the polls 100, 40, 33 and 29 days old
         "hourly roll-ups": 0,
     }
@@ -304,8 +304,8 @@ def test_prune_command_dry_run_counts_and_removes_nothing() -> None:
 
     assert out.splitlines() == [
         "raw bodies to prune: before 2027-05-02 12:00Z",
-        "readings to prune: before 2027-04-27 12:00Z",
-        "poll attempts to prune: before 2027-04-27 12:00Z",
+        "readings to prune: before 2027-05-24 12:00Z",
+        "poll attempts to prune: before 2027-05-01 12:00Z",
         "5-minute roll-ups to prune: before 2027-05-24 12:00Z",
         "hourly roll-ups to prune: before 2026-04-27 12:00Z",
         "raw bodies: 2 would be removed",
@@ -337,16 +337,16 @@ def test_prune_command_prunes_everything_and_records_when() -> None:
     assert retention.last_prune() == NOW
 
 
-def test_reading_retention_must_cover_the_30_day_chart(monkeypatch) -> None:
+def test_reading_retention_is_days_or_zero_for_ever(monkeypatch) -> None:
     from syntrack_site.config import Config, ConfigError
 
     cfg = Config()
-    for value, expected in (("", 35), ("0", 0), ("31", 31)):
+    for value, expected in (("", 8), ("0", 0), ("1", 1), ("31", 31)):
         monkeypatch.setenv("SYNTRACK_READING_RETENTION_DAYS", value)
-        assert cfg.retention_days("SYNTRACK_READING_RETENTION_DAYS", 35, 31) == expected
-    monkeypatch.setenv("SYNTRACK_READING_RETENTION_DAYS", "7")
-    with pytest.raises(ConfigError, match=r"must be 0 \(keep forever\) or at least 31 days, got 7"):
-        cfg.retention_days("SYNTRACK_READING_RETENTION_DAYS", 35, 31)
+        assert cfg.retention_days("SYNTRACK_READING_RETENTION_DAYS", 8, 1) == expected
+    monkeypatch.setenv("SYNTRACK_READING_RETENTION_DAYS", "-3")
+    with pytest.raises(ConfigError, match="SYNTRACK_READING_RETENTION_DAYS"):
+        cfg.retention_days("SYNTRACK_READING_RETENTION_DAYS", 8, 1)
 
 
 # SQLite: the space goes back to the file system

@@ -240,3 +240,33 @@ def test_the_30d_chart_draws_from_roll_ups_alone_once_the_readings_are_pruned(se
 
     assert history("synthetic", "30d", now=last + MINUTE) == before
     assert before["gaps"] and all(len(s["points"]) > 100 for s in before["series"])
+
+
+def tools(used: float, search: float, reader: float, limit: float = 1000) -> Quota:
+    """Z.ai's monthly tool calls with their per-tool breakdown."""
+    return Quota(
+        key="time_monthly", label="Tool calls (monthly)", kind="reset", unit="calls", used=used, limit=limit,
+        details={"tools": [{"name": "search-prime", "used": search}, {"name": "web-reader", "used": reader}]},
+    )  # fmt: skip
+
+
+def test_tool_counts_are_rolled_up_as_the_quota_is_counted() -> None:
+    for minute, (used, search, reader) in enumerate([(10, 8, 2), (14, 11, 3), (14, 11, 3), (20, 15, 5)]):
+        store_quotas(T0 + (50 + 5 * minute) * MINUTE, tools(used, search, reader), provider="zai")
+    store_quotas(T0 + 70 * MINUTE, tools(3, 2, 1), provider="zai")  # the month resets
+    store_quotas(T0 + 71 * MINUTE, tools(5, 2, 3), provider="zai")
+
+    hours = QuotaRollup.objects.filter(key="time_monthly", resolution=3600).order_by("start")
+    # The first reading is a baseline; after the reset each tool counts its whole level, then its rises.
+    assert [(r.consumed, r.tool_calls, r.last_tools) for r in hours] == [
+        (4.0, {"search-prime": 3.0, "web-reader": 1.0}, {"search-prime": 11.0, "web-reader": 3.0}),
+        (
+            6.0 + 3.0 + 2.0,
+            {"search-prime": 4.0 + 2.0, "web-reader": 2.0 + 1.0 + 2.0},
+            {"search-prime": 2.0, "web-reader": 3.0},
+        ),
+    ]
+    assert not QuotaRollup.objects.exclude(key="time_monthly").exists()
+    polled = table()
+    rollups.rebuild()
+    assert table() == polled

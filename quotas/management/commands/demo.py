@@ -66,8 +66,8 @@ class Command(OneLineErrorsCommand):
         finally:
             lock.release()
         return (
-            f"demo: {days} days every {interval} s: {counts.snapshots} snapshots, {counts.readings} readings, "
-            f"{counts.cycles} reset cycles, {counts.rollups} roll-ups, {counts.sessions} sessions, "
-            f"{counts.attempts} poll attempts ({counts.failed} failed) in {counts.seconds:.1f} s "
-            f"(roll-ups {counts.rollup_seconds:.1f} s)"
+            f"demo: {days} days every {interval} s, {counts.polls} polls ({counts.failed} failed) in "
+            f"{counts.seconds:.1f} s; kept as the configured retention leaves them: {counts.snapshots} snapshots, "
+            f"{counts.readings} readings, {counts.attempts} poll attempts, {counts.rollups} roll-ups, "
+            f"{counts.cycles} reset cycles, {counts.sessions} sessions"
         )
