@@ -3,8 +3,8 @@
 ``history()`` answers ``GET /api/history`` (product.md §8, §10). Whatever the
 range and however many snapshots it holds, each series has at most
 ``MAX_POINTS`` points: the range is cut into at most ``BUCKETS`` (+1) time
-buckets and the database aggregates, per quota and bucket, the lowest percent,
-the highest and the last reading (up to three points, in time order), plus
+buckets and the database picks, per quota and bucket, the reading with the
+lowest percent, the highest and the last (up to three points, in time order), plus
 the readings on either side of every reset. 1h and 6h read the readings; 24h,
 7d and 30d read the roll-ups of quotas.rollups, so their cost follows the
 points returned, not the readings stored. Peaks and resets survive; the rows
@@ -14,13 +14,14 @@ in between stay in the database.
 from __future__ import annotations
 
 import math
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
 from django.conf import settings
 from django.db import NotSupportedError
-from django.db.models import F, FloatField, Func, Max, Min, Q, Subquery, Value, Window
-from django.db.models.functions import Coalesce, Floor, Lag, Lead
+from django.db.models import Count, F, FloatField, Func, Q, Subquery, Value, Window
+from django.db.models.functions import Coalesce, Lag, Lead, RowNumber
 from django.utils import timezone
 
 from lib.timefmt import isostring
@@ -42,10 +43,8 @@ BUCKETS = MAX_POINTS // 3 - 1
 # A stretch between two successful snapshots longer than this many poll
 # intervals is a gap (product.md §8).
 GAP_INTERVALS = 2.5
-# Scale of the percent in the packed "percent and time" values of _series.
-PACK = 2.0**30
-# Two times this close (seconds) belong to the same reading: unpacking loses some precision.
-SAME_READING = 0.01
+# How far (as a share of a roll-up) a chart bucket may fall short of the width BUCKETS asks for.
+BUCKET_SLACK = 0.05
 # Seconds added to a reading's time before it is bucketed (see _ReadingsPlan.bucket).
 EPOCH_SLACK = 0.001
 
@@ -90,6 +89,22 @@ class EpochSeconds(Func):
         return super().as_sql(compiler, connection, template=template, **extra)
 
 
+class WholePart(Func):
+    """The whole part of a non-negative number (a bucket's index), computed natively.
+
+    Django runs FLOOR on SQLite as a Python callback, once per row and per
+    window that partitions by it; a CAST truncates in C, which is the floor
+    for the non-negative values here. PostgreSQL's CAST rounds: FLOOR there.
+    """
+
+    function = "FLOOR"
+    arity = 1
+    output_field = FloatField()
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return super().as_sql(compiler, connection, template="CAST(%(expressions)s AS INTEGER)", **extra)
+
+
 def history(provider: str, range_key: str, now: datetime | None = None, source: str | None = None) -> History:
     """Every quota of ``provider`` as % of its limit over the range, with the gaps.
 
@@ -102,9 +117,9 @@ def history(provider: str, range_key: str, now: datetime | None = None, source: 
     and the first after every reset in the range are points too.
 
     Ranges whose chart buckets are shorter than the finest roll-up (1h, 6h)
-    read the readings, at most a few thousand per quota: six queries (the
-    per-bucket aggregates, the buckets' last readings, the resets, the
-    sessions, the stretches between snapshots). Longer ones (24h, 7d, 30d) read
+    read the readings, at most a few thousand per quota: four queries (each
+    bucket's lowest, highest and last reading, the resets, the sessions, the
+    stretches between snapshots). Longer ones (24h, 7d, 30d) read
     roll-ups: their buckets are whole roll-ups, aligned on the epoch, so the
     cost follows the points returned, not the readings stored. ``source``
     ("readings" or "rollups") forces one path for those ranges: the tests
@@ -120,11 +135,14 @@ def history(provider: str, range_key: str, now: datetime | None = None, source: 
     resolution = rollup_resolution(wanted)
     if resolution is None:
         width = wanted
-        series = _series(_ReadingsPlan(provider, start, now, width))
+        plan = _ReadingsPlan(provider, start, now, width)
+        series = _every_reading(plan) if _fits(plan) else _series(plan)
         gaps = _gaps(provider, start, now)
     else:
-        # Whole roll-ups only: the range starts at the first roll-up boundary in it.
-        width = math.ceil(wanted / resolution) * resolution
+        # Whole roll-ups only: the range starts at the first roll-up boundary in it. A few more
+        # buckets than BUCKETS are let in where that keeps them one roll-up wide (7d: 168 hours);
+        # _within_budget still holds every series to MAX_POINTS.
+        width = math.ceil(wanted / resolution - BUCKET_SLACK) * resolution
         start = datetime.fromtimestamp(math.ceil(start.timestamp() / resolution) * resolution, UTC)
         if source == "readings":
             series = _series(_ReadingsPlan(provider, start, now, width, aligned=True))
@@ -146,11 +164,11 @@ def history(provider: str, range_key: str, now: datetime | None = None, source: 
 def rollup_resolution(width: float) -> int | None:
     """The roll-up size a chart with ``width``-second buckets reads, or None for the readings.
 
-    The hourly roll-ups once a chart bucket spans three hours or more (30d:
-    4.4 h, rounded up to 5 h), else 5-minute ones (24h: 9 min → 10; 7d: 61 min
-    → 65), unless a chart bucket is shorter than 5 minutes (1h, 6h).
+    The hourly roll-ups once a chart bucket spans about an hour or more (7d:
+    61 min, taken as 1 h; 30d: 4.4 h, rounded up to 5 h), else 5-minute ones
+    (24h: 9 min → 10), unless a chart bucket is shorter than 5 minutes (1h, 6h).
     """
-    if width >= 3 * Resolution.HOUR:
+    if width >= (1 - BUCKET_SLACK) * Resolution.HOUR:
         return int(Resolution.HOUR)
     if width >= Resolution.FIVE_MINUTES:
         return int(Resolution.FIVE_MINUTES)
@@ -168,33 +186,18 @@ class _ReadingsPlan:
         self.provider, self.start, self.now, self.width, self.aligned = provider, start, now, width, aligned
         after = {"captured_at__gte": start} if aligned else {"captured_at__gt": start}
         self.rows = QuotaReading.objects.filter(provider=provider, captured_at__lte=now, percent__isnull=False, **after)
-        self.lowest = self.highest = ("captured_at", "percent", "used")
+        self.lowest = self.highest = self.last = ("captured_at", "percent", "used")
         self.last_at = "captured_at"
 
     def bucket(self, epoch: Any) -> Any:
         if self.aligned:
             # A reading right on a boundary opens its bucket, as in quotas.rollups; julianday()
             # may put it some microseconds early.
-            return Floor((epoch + Value(EPOCH_SLACK)) / Value(self.width))
-        return Floor((Value(self.now.timestamp()) - epoch) / Value(self.width))
+            return WholePart((epoch + Value(EPOCH_SLACK)) / Value(self.width))
+        return WholePart((Value(self.now.timestamp()) - epoch) / Value(self.width))
 
-    def begins(self, bucket: int) -> datetime:
-        if self.aligned:
-            return datetime.fromtimestamp(bucket * self.width, UTC)
-        return self.now - timedelta(seconds=(bucket + 1) * self.width)
-
-    def into_bucket(self, epoch: Any) -> Any:
-        if self.aligned:
-            return epoch - F("bucket") * Value(self.width)
-        return epoch - Value(self.now.timestamp()) + (F("bucket") + Value(1.0)) * Value(self.width)
-
-    def last_rows(self, keys: set[str], times: set[datetime]) -> Any:
-        return self.rows.filter(key__in=keys, captured_at__in=times).values_list(
-            "key", "captured_at", "label", "unit", "percent", "used"
-        )
-
-    def resets(self) -> list[tuple[str, datetime, float, float | None]]:
-        """The readings on either side of a reset: the quota's cycle changes between them."""
+    def resets(self) -> list[tuple[str, float, float, float | None]]:
+        """The readings on either side of a reset (epoch seconds): the quota's cycle changes between them."""
         in_order = [F("captured_at").asc(), F("id").asc()]
         changed = Q(cycle_id__isnull=False) & (
             (Q(previous_cycle__isnull=False) & ~Q(previous_cycle=F("cycle_id")))
@@ -206,7 +209,8 @@ class _ReadingsPlan:
                 next_cycle=Window(Lead("cycle_id"), partition_by=[F("key")], order_by=in_order),
             )
             .filter(changed)
-            .values_list("key", "captured_at", "percent", "used")
+            .annotate(epoch=EpochSeconds("captured_at"))
+            .values_list("key", "epoch", "percent", "used")
         )
 
 
@@ -220,31 +224,24 @@ class _RollupsPlan:
         )
         self.lowest = ("min_at", "min_percent", "min_used")
         self.highest = ("max_at", "max_percent", "max_used")
+        self.last = ("last_at", "last_percent", "last_used")
         self.last_at = "last_at"
 
     def bucket(self, epoch: Any) -> Any:
         # The roll-up's own start lies right on a boundary: placed by its middle, float error cannot move it.
-        return Floor((EpochSeconds("start") + Value(self.resolution / 2)) / Value(self.width))
+        return WholePart((EpochSeconds("start") + Value(self.resolution / 2)) / Value(self.width))
 
-    def begins(self, bucket: int) -> datetime:
-        return datetime.fromtimestamp(bucket * self.width, UTC)
-
-    def into_bucket(self, epoch: Any) -> Any:
-        return epoch - F("bucket") * Value(self.width)
-
-    def last_rows(self, keys: set[str], times: set[datetime]) -> Any:
-        return self.rows.filter(key__in=keys, last_at__in=times).values_list(
-            "key", "last_at", "label", "unit", "last_percent", "last_used"
-        )
-
-    def resets(self) -> list[tuple[str, datetime, float, float | None]]:
+    def resets(self) -> list[tuple[str, float, float, float | None]]:
         points = []
-        for key, *pair in self.rows.filter(reset_after_at__isnull=False, reset_before_at__gte=self.start).values_list(
+        resets = self.rows.filter(reset_after_at__isnull=False, reset_before_at__gte=self.start).annotate(
+            before_epoch=EpochSeconds("reset_before_at"), after_epoch=EpochSeconds("reset_after_at")
+        )
+        for key, *pair in resets.values_list(
             "key",
-            "reset_before_at",
+            "before_epoch",
             "reset_before_percent",
             "reset_before_used",
-            "reset_after_at",
+            "after_epoch",
             "reset_after_percent",
             "reset_after_used",
         ):
@@ -254,79 +251,115 @@ class _RollupsPlan:
 
 
 def _series(plan: _ReadingsPlan | _RollupsPlan) -> list[Series]:
-    """Three queries: the per-bucket aggregates (one pass over the range), the buckets' last readings, the resets.
+    """Two queries: each bucket's lowest, highest and last reading (one pass over the range), the resets.
 
-    Aggregates cannot say *which* row held a bucket's extreme, so the time of
-    the lowest and highest reading rides along in a packed value,
-    ``percent × PACK + seconds into the bucket``: its minimum belongs to the
-    earliest of the lowest readings, its maximum to the latest of the highest
-    (percents closer than ``width / PACK``, about 1e-5 %, count as equal).
-    ``used`` at those points is the bucket's lowest and highest ``used``,
-    the same readings unless the limit changed inside the bucket.
+    The database numbers the rows of each (quota, bucket) three ways: by
+    percent up (ties: the earliest), by percent down (ties: the latest), by
+    time down; the first of each comes back, so at most three rows a bucket,
+    exact values and times. Times come as epoch seconds (no datetime per
+    row: a 6h chart of both providers returns some 2,500 points).
     """
-    width = plan.width
-    low_at, low_percent, low_used = plan.lowest
-    high_at, high_percent, high_used = plan.highest
-    buckets = list(
-        plan.rows.annotate(bucket=plan.bucket(EpochSeconds(plan.last_at)))
-        .values("key", "bucket")
-        .annotate(
-            lowest=Min(low_percent),
-            highest=Max(high_percent),
-            lowest_mark=Min(F(low_percent) * Value(PACK) + plan.into_bucket(EpochSeconds(low_at))),
-            highest_mark=Max(F(high_percent) * Value(PACK) + plan.into_bucket(EpochSeconds(high_at))),
-            lowest_used=Min(low_used),
-            highest_used=Max(high_used),
-            last_at=Max(plan.last_at),
-        )
-        .order_by()
-    )
-    if not buckets:
-        return []
-    last_rows = {
-        (key, at): (label, unit, percent, used)
-        for key, at, label, unit, percent, used in plan.last_rows(
-            {row["key"] for row in buckets}, {row["last_at"] for row in buckets}
-        )
-    }
+    in_bucket = [F("key"), plan.bucket(EpochSeconds(plan.last_at))]
+    (low_at, low_percent, low_used), (high_at, high_percent, high_used) = plan.lowest, plan.highest
+    last_at, last_percent, last_used = plan.last
+    ranked = plan.rows.annotate(
+        low_rank=Window(
+            RowNumber(), partition_by=in_bucket, order_by=[F(low_percent).asc(), F(low_at).asc(), F("id").asc()]
+        ),
+        high_rank=Window(
+            RowNumber(), partition_by=in_bucket, order_by=[F(high_percent).desc(), F(high_at).desc(), F("id").desc()]
+        ),
+        last_rank=Window(RowNumber(), partition_by=in_bucket, order_by=[F(last_at).desc(), F("id").desc()]),
+        low_epoch=EpochSeconds(low_at),
+        high_epoch=EpochSeconds(high_at),
+        last_epoch=EpochSeconds(last_at),
+    ).filter(Q(low_rank=1) | Q(high_rank=1) | Q(last_rank=1))
+    rows = ranked.values_list(
+        "key", "label", "unit", "low_rank", "high_rank", "last_rank",
+        "low_epoch", low_percent, low_used, "high_epoch", high_percent, high_used,
+        "last_epoch", last_percent, last_used,
+    )  # fmt: skip
 
-    # (time, percent, used, rank): rank orders what a full series keeps (see _within_budget).
-    points: dict[str, dict[datetime, tuple[datetime, float, float | None, int]]] = {}
+    # (second, percent, used, rank) by second: rank orders what a full series keeps (see _within_budget).
+    points: dict[str, dict[int, tuple[int, float, float | None, int]]] = {}
     # The newest label and unit of each quota.
-    labels: dict[str, tuple[datetime, str, str]] = {}
-    for row in buckets:
-        key, last_at = row["key"], row["last_at"]
-        label, unit, last_percent, last_used = last_rows[(key, last_at)]
-        if key not in labels or labels[key][0] < last_at:
-            labels[key] = (last_at, label, unit)
-        begins = plan.begins(int(row["bucket"]))
-        lowest_at = _unpack(begins, row["lowest_mark"], row["lowest"], width)
-        highest_at = _unpack(begins, row["highest_mark"], row["highest"], width)
+    labels: dict[str, tuple[float, str, str]] = {}
+    for key, label, unit, low, high, last, *values in rows:
         chosen = points.setdefault(key, {})
-        chosen[last_at] = (last_at, last_percent, last_used, LAST)
-        # An extreme that is the last reading itself adds nothing.
-        if not (row["lowest"] == last_percent and abs((last_at - lowest_at).total_seconds()) < SAME_READING):
-            chosen.setdefault(lowest_at, (lowest_at, row["lowest"], row["lowest_used"], EXTREME))
-        if not (row["highest"] == last_percent and abs((last_at - highest_at).total_seconds()) < SAME_READING):
-            chosen.setdefault(highest_at, (highest_at, row["highest"], row["highest_used"], EXTREME))
-    for key, at, percent, used in plan.resets():
+        low_epoch, low_p, low_u, high_epoch, high_p, high_u, last_epoch, last_p, last_u = values
+        if last == 1:
+            second = _second(last_epoch)
+            chosen[second] = (second, last_p, last_u, LAST)
+            if key not in labels or labels[key][0] < last_epoch:
+                labels[key] = (last_epoch, label, unit)
+        # An extreme that is the last reading itself adds nothing (setdefault keeps the last).
+        if low == 1:
+            second = _second(low_epoch)
+            if chosen.get(second, (0, 0, 0, EXTREME))[3] == EXTREME:
+                chosen[second] = (second, low_p, low_u, EXTREME)
+        if high == 1:
+            second = _second(high_epoch)
+            if chosen.get(second, (0, 0, 0, EXTREME))[3] == EXTREME:
+                chosen[second] = (second, high_p, high_u, EXTREME)
+    for key, epoch, percent, used in plan.resets():
         if key in points:
-            points[key][at] = (at, percent, used, RESET)
+            second = _second(epoch)
+            points[key][second] = (second, percent, used, RESET)
 
     series: list[Series] = []
     for key in sorted(points):
         kept = _within_budget(list(points[key].values()))
+        unit = labels[key][2]
         series.append(
             {
                 "key": key,
                 "label": labels[key][1],
                 "points": [
-                    [isostring(at), rounding.percent(percent), rounding.reported(used, labels[key][2])]
-                    for at, percent, used, _ in kept
+                    [_iso(second), rounding.percent(percent), rounding.reported(used, unit)]
+                    for second, percent, used, _ in kept
                 ],
             }
         )
     return series
+
+
+def _fits(plan: _ReadingsPlan) -> bool:
+    """Whether every quota has at most MAX_POINTS readings in the range (one query): then they all go out."""
+    counts = plan.rows.values("key").annotate(readings=Count("id")).order_by().values_list("readings", flat=True)
+    return max(counts, default=0) <= MAX_POINTS
+
+
+def _every_reading(plan: _ReadingsPlan) -> list[Series]:
+    """Every reading of the range, a point each: a short range of a 60-s poller (6h: 360 a quota) fits
+    the budget whole, and one plain indexed read beats ranking readings that would nearly all be kept.
+    The readings around resets are among them."""
+    rows = (
+        plan.rows.annotate(epoch=EpochSeconds("captured_at"))
+        .order_by("key", "captured_at", "id")
+        .values_list("key", "label", "unit", "epoch", "percent", "used")
+    )
+    series: list[Series] = []
+    current: Series | None = None
+    unit = ""
+    for key, label, unit_now, epoch, percent, used in rows:
+        if current is None or current["key"] != key:
+            current = {"key": key, "label": label, "points": []}
+            series.append(current)
+        # The newest reading names the series (rows come oldest first).
+        current["label"], unit = label, unit_now
+        current["points"].append([_iso(_second(epoch)), rounding.percent(percent), rounding.reported(used, unit)])
+    return series
+
+
+def _second(epoch: float) -> int:
+    """The whole second of an epoch time, as the API shows it; to the millisecond first, because the
+    database's epoch of a datetime (SQLite's julianday()) is some tens of microseconds off."""
+    return math.floor(round(epoch, 3))
+
+
+def _iso(second: int) -> str:
+    """``isostring`` of a whole epoch second, without a datetime."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
 
 
 # What a series over budget keeps first: reset points, then each bucket's last, then its extremes.
@@ -354,17 +387,6 @@ def _within_budget(points: list[tuple[datetime, float, float | None, int]]) -> l
         if len(points) <= MAX_POINTS:
             break
     return points
-
-
-def _unpack(begins: datetime, mark: float, percent: float, width: float) -> datetime:
-    """The time packed into ``mark`` (see ``_series``), kept inside its bucket.
-
-    Rounded to the millisecond: SQLite's julianday() carries the time to
-    some tens of microseconds, and a reading at 08:05:00 must not show as 08:04:59.
-    """
-    seconds = min(max(mark - percent * PACK, 0.0), width)
-    moment = begins + timedelta(seconds=seconds)
-    return moment.replace(microsecond=0) + timedelta(milliseconds=round(moment.microsecond / 1000))
 
 
 def _rollup_gaps(provider: str, start: datetime, now: datetime, resolution: int) -> list[list[str | None]]:

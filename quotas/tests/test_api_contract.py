@@ -587,12 +587,12 @@ QUERY_COUNTS = [
     # latest attempt, latest usable snapshot, its readings, open cycles, recent readings
     ("/api/current", {"provider": "zai"}, 2 + 5),
     ("/api/current", {"provider": "both"}, 2 + 10),
-    # from the roll-ups: bucketed extremes, the bucket points, the resets, overlapping sessions,
-    # the silences, the newest roll-up (trailing gap)
-    ("/api/history", {"provider": "zai", "range": "24h"}, 2 + 6),
-    ("/api/history", {"provider": "zai", "range": "30d"}, 2 + 6),
-    # from the readings: bucketed extremes, the bucket points, the resets, sessions, stretches between snapshots
-    ("/api/history", {"provider": "zai", "range": "6h"}, 2 + 5),
+    # from the roll-ups: each bucket's points, the resets, overlapping sessions, the silences,
+    # the newest roll-up (trailing gap)
+    ("/api/history", {"provider": "zai", "range": "24h"}, 2 + 5),
+    ("/api/history", {"provider": "zai", "range": "30d"}, 2 + 5),
+    # from the readings: each bucket's points, the resets, sessions, stretches between snapshots
+    ("/api/history", {"provider": "zai", "range": "6h"}, 2 + 4),
     # whether the quota was reported (an index seek), the cycles
     ("/api/cycles", {"provider": "zai", "quota": "tokens_5h"}, 2 + 2),
     ("/api/cycles", {"provider": "both", "limit": "500"}, 2 + 2),

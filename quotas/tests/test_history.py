@@ -14,6 +14,7 @@ from quotas.providers.base import DRIFT, Quota
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
 # Where 24h, 7d and 30d charts can read: the roll-ups (what the API does) and the readings (the same answer).
 SOURCES = ["rollups", "readings"]
 
@@ -188,14 +189,37 @@ def test_thirty_days_also_stay_under_500_points_per_series(source: str) -> None:
     assert min(p[1] for p in series[0]["points"]) == 0.0
 
 
-def test_it_runs_five_queries_whatever_the_number_of_readings(django_assert_num_queries) -> None:
+def test_it_runs_four_queries_whatever_the_number_of_readings(django_assert_num_queries) -> None:
     for i in range(20):
         poll(T0 + i * MINUTE, subscription(10 * i), tokens_5h(i))
-    # 1. per-bucket aggregates of the readings  2. the buckets' last readings  3. the readings around resets
-    # 4. the poll sessions around the range     5. the stretches between successful snapshots
-    with django_assert_num_queries(5):
+    # 1. the readings per quota (they fit the budget)  2. every reading
+    # 3. the poll sessions around the range              4. the stretches between successful snapshots
+    with django_assert_num_queries(4):
         answer = history("synthetic", "1h", now=T0 + 20 * MINUTE)
     assert [len(s["points"]) for s in answer["series"]] == [20, 20]
+
+
+def test_a_6h_chart_of_a_60_s_poller_shows_every_reading() -> None:
+    values = [float(i % 97) for i in range(360)]
+    bulk_readings(T0 - 6 * HOUR + 2 * MINUTE, MINUTE, values)
+
+    points = history("synthetic", "6h", now=T0 + MINUTE)["series"][0]["points"]
+
+    assert [p[2] for p in points] == values
+
+
+def test_a_6h_chart_of_a_10_s_poller_keeps_its_peaks_and_resets_within_the_budget() -> None:
+    # 2160 readings of a counter that resets every 20 minutes: ranked per bucket, not every reading.
+    step = timedelta(seconds=10)
+    values = [float((i % 120) * 5) for i in range(2160)]
+    bulk_readings(T0 - 6 * HOUR + step, step, values)
+
+    points = history("synthetic", "6h", now=T0 + step)["series"][0]["points"]
+
+    assert 150 < len(points) <= MAX_POINTS
+    assert len([p for p in points if p[2] == 595.0]) == 18  # every peak
+    assert len([p for p in points if p[2] == 0.0]) == 17  # every reset after the first reading
+    assert [p[0] for p in points] == sorted(p[0] for p in points)
 
 
 def test_a_stretch_longer_than_2_5_intervals_is_a_gap(settings) -> None:
