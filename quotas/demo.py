@@ -166,6 +166,11 @@ def fill(
         with connection.cursor() as cursor:
             for sql in connection.ops.sequence_reset_sql(no_style(), [Snapshot, QuotaReading, PollAttempt]):
                 cursor.execute(sql)
+            # Planner statistics for the tables just filled, as autovacuum would gather them some
+            # minutes later: without them the first reads of a fresh demo plan badly (summary's
+            # index walk: 57 ms instead of 9 on a month).
+            tables = [model._meta.db_table for model in (Snapshot, QuotaReading, PollAttempt, QuotaRollup, ResetCycle)]
+            cursor.execute(f"ANALYZE {', '.join(connection.ops.quote_name(t) for t in tables)}")
     counts = DemoCounts()
     for result in results:
         counts += result
