@@ -14,7 +14,6 @@ in between stay in the database.
 from __future__ import annotations
 
 import math
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
@@ -24,7 +23,7 @@ from django.db.models import Count, F, FloatField, Func, Q, Subquery, Value, Win
 from django.db.models.functions import Coalesce, Lag, Lead, RowNumber
 from django.utils import timezone
 
-from lib.timefmt import isostring
+from lib.timefmt import epoch_isostring, isostring
 from quotas import rounding
 from quotas.models import PollSession, QuotaReading, QuotaRollup, Resolution, Snapshot
 from quotas.providers import ADAPTERS
@@ -187,7 +186,6 @@ class _ReadingsPlan:
         after = {"captured_at__gte": start} if aligned else {"captured_at__gt": start}
         self.rows = QuotaReading.objects.filter(provider=provider, captured_at__lte=now, percent__isnull=False, **after)
         self.lowest = self.highest = self.last = ("captured_at", "percent", "used")
-        self.last_at = "captured_at"
 
     def bucket(self, epoch: Any) -> Any:
         if self.aligned:
@@ -225,7 +223,6 @@ class _RollupsPlan:
         self.lowest = ("min_at", "min_percent", "min_used")
         self.highest = ("max_at", "max_percent", "max_used")
         self.last = ("last_at", "last_percent", "last_used")
-        self.last_at = "last_at"
 
     def bucket(self, epoch: Any) -> Any:
         # The roll-up's own start lies right on a boundary: placed by its middle, float error cannot move it.
@@ -259,9 +256,9 @@ def _series(plan: _ReadingsPlan | _RollupsPlan) -> list[Series]:
     exact values and times. Times come as epoch seconds (no datetime per
     row: a 6h chart of both providers returns some 2,500 points).
     """
-    in_bucket = [F("key"), plan.bucket(EpochSeconds(plan.last_at))]
     (low_at, low_percent, low_used), (high_at, high_percent, high_used) = plan.lowest, plan.highest
     last_at, last_percent, last_used = plan.last
+    in_bucket = [F("key"), plan.bucket(EpochSeconds(last_at))]
     ranked = plan.rows.annotate(
         low_rank=Window(
             RowNumber(), partition_by=in_bucket, order_by=[F(low_percent).asc(), F(low_at).asc(), F("id").asc()]
@@ -292,15 +289,11 @@ def _series(plan: _ReadingsPlan | _RollupsPlan) -> list[Series]:
             chosen[second] = (second, last_p, last_u, LAST)
             if key not in labels or labels[key][0] < last_epoch:
                 labels[key] = (last_epoch, label, unit)
-        # An extreme that is the last reading itself adds nothing (setdefault keeps the last).
-        if low == 1:
-            second = _second(low_epoch)
-            if chosen.get(second, (0, 0, 0, EXTREME))[3] == EXTREME:
-                chosen[second] = (second, low_p, low_u, EXTREME)
-        if high == 1:
-            second = _second(high_epoch)
-            if chosen.get(second, (0, 0, 0, EXTREME))[3] == EXTREME:
-                chosen[second] = (second, high_p, high_u, EXTREME)
+        # An extreme that is the bucket's last reading adds nothing: the last keeps its rank.
+        for ranked_first, epoch, percent, used in ((low, low_epoch, low_p, low_u), (high, high_epoch, high_p, high_u)):
+            second = _second(epoch)
+            if ranked_first == 1 and (second not in chosen or chosen[second][3] == EXTREME):
+                chosen[second] = (second, percent, used, EXTREME)
     for key, epoch, percent, used in plan.resets():
         if key in points:
             second = _second(epoch)
@@ -315,7 +308,7 @@ def _series(plan: _ReadingsPlan | _RollupsPlan) -> list[Series]:
                 "key": key,
                 "label": labels[key][1],
                 "points": [
-                    [_iso(second), rounding.percent(percent), rounding.reported(used, unit)]
+                    [epoch_isostring(second), rounding.percent(percent), rounding.reported(used, unit)]
                     for second, percent, used, _ in kept
                 ],
             }
@@ -340,14 +333,13 @@ def _every_reading(plan: _ReadingsPlan) -> list[Series]:
     )
     series: list[Series] = []
     current: Series | None = None
-    unit = ""
-    for key, label, unit_now, epoch, percent, used in rows:
+    for key, label, unit, epoch, percent, used in rows:
         if current is None or current["key"] != key:
             current = {"key": key, "label": label, "points": []}
             series.append(current)
-        # The newest reading names the series (rows come oldest first).
-        current["label"], unit = label, unit_now
-        current["points"].append([_iso(_second(epoch)), rounding.percent(percent), rounding.reported(used, unit)])
+        current["label"] = label  # the newest reading names the series (rows come oldest first)
+        point = [epoch_isostring(_second(epoch)), rounding.percent(percent), rounding.reported(used, unit)]
+        current["points"].append(point)
     return series
 
 
@@ -355,11 +347,6 @@ def _second(epoch: float) -> int:
     """The whole second of an epoch time, as the API shows it; to the millisecond first, because the
     database's epoch of a datetime (SQLite's julianday()) is some tens of microseconds off."""
     return math.floor(round(epoch, 3))
-
-
-def _iso(second: int) -> str:
-    """``isostring`` of a whole epoch second, without a datetime."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
 
 
 # What a series over budget keeps first: reset points, then each bucket's last, then its extremes.

@@ -15,7 +15,7 @@ blur the 7d chart.
 
 Both sizes are kept by the poller inside the poll's transaction
 (``record``) and rebuilt from the readings by ``reparse`` (``rebuild``),
-through the same ``_Bucket.fold``, so both paths agree by construction.
+through the same ``_fold``, so both paths agree by construction.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def tools_added(reading: Reading, previous: Reading | None) -> dict[str, float]:
     """
     if reading.tools is None or previous is None or previous.tools is None:
         return {}
-    if reading.cycle_id is not None and previous.cycle_id is not None and reading.cycle_id != previous.cycle_id:
+    if _opened_cycle(reading, previous):
         return {name: level for name, level in reading.tools.items() if level > 0}
     if reading.unit != previous.unit:
         return {}
@@ -119,11 +119,16 @@ def _added(reading: Reading, previous: Reading | None) -> float:
     """
     if previous is None:
         return 0.0
-    if reading.cycle_id is not None and previous.cycle_id is not None and reading.cycle_id != previous.cycle_id:
+    if _opened_cycle(reading, previous):
         return reading.level
     if reading.unit != previous.unit:
         return 0.0
     return max(reading.level - previous.level, 0.0)
+
+
+def _opened_cycle(reading: Reading, previous: Reading) -> bool:
+    """Whether ``reading`` is the first of a new reset cycle (a reset lies between the two)."""
+    return reading.cycle_id is not None and previous.cycle_id is not None and reading.cycle_id != previous.cycle_id
 
 
 def _new(provider: str, key: str, resolution: int, reading: Reading) -> QuotaRollup:
@@ -175,7 +180,7 @@ def _fold(rollup: QuotaRollup, reading: Reading, previous: Reading | None) -> No
         rollup.max_at, rollup.max_percent, rollup.max_used = reading.at, reading.percent, reading.used
     if previous is None:
         return
-    if reading.cycle_id is not None and previous.cycle_id is not None and reading.cycle_id != previous.cycle_id:
+    if _opened_cycle(reading, previous):
         rollup.reset_before_at, rollup.reset_before_percent = previous.at, previous.percent
         rollup.reset_before_used = previous.used
         rollup.reset_after_at, rollup.reset_after_percent = reading.at, reading.percent

@@ -16,3 +16,10 @@ def test_it_converts_other_offsets_to_utc() -> None:
 
 def test_none_stays_none() -> None:
     assert isostring(None) is None
+
+
+def test_a_whole_epoch_second_reads_as_the_datetime_does() -> None:
+    from lib.timefmt import epoch_isostring
+
+    moment = datetime(2026, 2, 6, 16, 16, 18, tzinfo=UTC)
+    assert epoch_isostring(int(moment.timestamp())) == isostring(moment) == "2026-02-06T16:16:18Z"
