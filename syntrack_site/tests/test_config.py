@@ -158,6 +158,7 @@ def test_a_postgres_url_is_read(cfg: Config) -> None:
         5433,
     )
     assert db["CONN_HEALTH_CHECKS"] is True
+    assert db["CONN_MAX_AGE"] == 600
 
 
 def test_an_sqlite_url_gets_the_same_tuning_as_the_sqlite_file(cfg: Config, tmp_path: Path) -> None:
