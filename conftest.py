@@ -48,6 +48,15 @@ def fixture_json(name: str) -> dict:
     return json.loads(fixture_bytes(name))
 
 
+@pytest.fixture(autouse=True)
+def _no_settled_chart_buckets():
+    """Each test starts without the settled chart buckets a web worker remembers (quotas.history):
+    a rolled-back test's roll-up ids come again in the next test, on SQLite."""
+    from quotas import history
+
+    history._SETTLED.clear()
+
+
 @pytest.fixture
 def providers_configured(settings):
     """Both providers configured, pointing at hosts that only `responses` answers."""

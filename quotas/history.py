@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
 from django.conf import settings
-from django.db import NotSupportedError
-from django.db.models import Count, F, FloatField, Func, Q, Subquery, Value, Window
+from django.db import NotSupportedError, connection
+from django.db.models import Count, F, FloatField, Func, Max, Q, Subquery, Value, Window
 from django.db.models.functions import Coalesce, Lag, Lead, RowNumber
 from django.utils import timezone
 
@@ -120,7 +120,9 @@ def history(provider: str, range_key: str, now: datetime | None = None, source: 
     bucket's lowest, highest and last reading, the resets, the sessions, the
     stretches between snapshots). Longer ones (24h, 7d, 30d) read
     roll-ups: their buckets are whole roll-ups, aligned on the epoch, so the
-    cost follows the points returned, not the readings stored. ``source``
+    cost follows the points returned, not the readings stored; a web worker
+    remembers the points of the buckets that can no longer change
+    (``_rollup_series``) and ranks only the newest ones again. ``source``
     ("readings" or "rollups") forces one path for those ranges: the tests
     check both give the same answer.
     """
@@ -147,7 +149,7 @@ def history(provider: str, range_key: str, now: datetime | None = None, source: 
             series = _series(_ReadingsPlan(provider, start, now, width, aligned=True))
             gaps = _gaps(provider, start, now)
         else:
-            series = _series(_RollupsPlan(provider, start, now, width, resolution))
+            series = _rollup_series(provider, start, now, width, resolution)
             gaps = _rollup_gaps(provider, start, now, resolution)
     return {
         "provider": provider,
@@ -213,13 +215,26 @@ class _ReadingsPlan:
 
 
 class _RollupsPlan:
-    """Where ``_series`` finds the points: ``resolution``-second roll-ups, whole ones in each epoch-aligned bucket."""
+    """Where ``_series`` finds the points: ``resolution``-second roll-ups, whole ones in each epoch-aligned bucket.
 
-    def __init__(self, provider: str, start: datetime, now: datetime, width: float, resolution: int) -> None:
+    The roll-ups starting in [``start``, ``end``) (``end`` None: up to ``now``),
+    and the resets among them whose reading before lies after ``since`` (the range's start).
+    """
+
+    def __init__(
+        self,
+        provider: str,
+        start: datetime,
+        now: datetime,
+        width: float,
+        resolution: int,
+        end: datetime | None = None,
+        since: datetime | None = None,
+    ) -> None:
         self.start, self.width, self.resolution = start, width, resolution
-        self.rows = QuotaRollup.objects.filter(
-            provider=provider, resolution=resolution, start__gte=start, start__lte=now
-        )
+        self.since = since or start
+        self.rows = QuotaRollup.objects.filter(provider=provider, resolution=resolution, start__gte=start)
+        self.rows = self.rows.filter(start__lt=end) if end is not None else self.rows.filter(start__lte=now)
         self.lowest = ("min_at", "min_percent", "min_used")
         self.highest = ("max_at", "max_percent", "max_used")
         self.last = ("last_at", "last_percent", "last_used")
@@ -230,7 +245,7 @@ class _RollupsPlan:
 
     def resets(self) -> list[tuple[str, float, float, float | None]]:
         points = []
-        resets = self.rows.filter(reset_after_at__isnull=False, reset_before_at__gte=self.start).annotate(
+        resets = self.rows.filter(reset_after_at__isnull=False, reset_before_at__gte=self.since).annotate(
             before_epoch=EpochSeconds("reset_before_at"), after_epoch=EpochSeconds("reset_after_at")
         )
         for key, *pair in resets.values_list(
@@ -248,6 +263,10 @@ class _RollupsPlan:
 
 
 def _series(plan: _ReadingsPlan | _RollupsPlan) -> list[Series]:
+    return _finish(_collect(plan))
+
+
+def _collect(plan: _ReadingsPlan | _RollupsPlan) -> _Collected:
     """Two queries: each bucket's lowest, highest and last reading (one pass over the range), the resets.
 
     The database numbers the rows of each (quota, bucket) three ways: by
@@ -278,7 +297,7 @@ def _series(plan: _ReadingsPlan | _RollupsPlan) -> list[Series]:
     )  # fmt: skip
 
     # (second, percent, used, rank) by second: rank orders what a full series keeps (see _within_budget).
-    points: dict[str, dict[int, tuple[int, float, float | None, int]]] = {}
+    points: dict[str, dict[int, Point]] = {}
     # The newest label and unit of each quota.
     labels: dict[str, tuple[float, str, str]] = {}
     for key, label, unit, low, high, last, *values in rows:
@@ -298,22 +317,117 @@ def _series(plan: _ReadingsPlan | _RollupsPlan) -> list[Series]:
         if key in points:
             second = _second(epoch)
             points[key][second] = (second, percent, used, RESET)
+    return _Collected(points, labels)
 
+
+class _Collected:
+    """A part of a chart: each quota's points by second, its newest (epoch, label, unit), and the
+    points already formatted for the API (filled by ``formatted``; reused while the unit holds)."""
+
+    __slots__ = ("formatted", "labels", "points")
+
+    def __init__(self, points: dict[str, dict[int, Point]], labels: dict[str, tuple[float, str, str]]) -> None:
+        self.points, self.labels = points, labels
+        self.formatted: dict[str, tuple[str, dict[int, list[Any]]]] = {}
+
+    def format_all(self) -> None:
+        for key, chosen in self.points.items():
+            unit = self.labels[key][2]
+            self.formatted[key] = (unit, {second: _format(point, unit) for second, point in chosen.items()})
+
+
+Point = tuple[int, float, float | None, int]
+
+
+def _format(point: Point, unit: str) -> list[Any]:
+    second, percent, used, _ = point
+    return [epoch_isostring(second), rounding.percent(percent), rounding.reported(used, unit)]
+
+
+def _finish(part: _Collected, settled: _Collected | None = None) -> list[Series]:
+    """The series of ``part``, after the ``settled`` part's points when given: at a second both hold,
+    the higher-ranked point (a reset's over a bucket's last over an extreme); the newest label names it."""
     series: list[Series] = []
-    for key in sorted(points):
-        kept = _within_budget(list(points[key].values()))
-        unit = labels[key][2]
-        series.append(
-            {
-                "key": key,
-                "label": labels[key][1],
-                "points": [
-                    [epoch_isostring(second), rounding.percent(percent), rounding.reported(used, unit)]
-                    for second, percent, used, _ in kept
-                ],
-            }
-        )
+    keys = set(part.points) | (set(settled.points) if settled else set())
+    for key in sorted(keys):
+        chosen = part.points.get(key, {})
+        earlier = settled.points.get(key, {}) if settled else {}
+        label = part.labels.get(key) or settled.labels[key]  # type: ignore[union-attr]
+        unit = label[2]
+        merged = [point for second, point in earlier.items() if second not in chosen or point[3] < chosen[second][3]]
+        merged.extend(point for second, point in chosen.items() if point[3] <= earlier.get(second, point)[3])
+        kept = _within_budget(merged)
+        # The settled part's points were formatted once; again only if the quota's unit changed since.
+        known_unit, known = settled.formatted.get(key, ("", {})) if settled else ("", {})
+        reuse = known_unit == unit
+        points = []
+        for point in kept:
+            second = point[0]
+            if reuse and earlier.get(second) is point:
+                points.append(known[second])
+            else:
+                points.append(_format(point, unit))
+        series.append({"key": key, "label": label[1], "points": points})
     return series
+
+
+def _rollup_series(provider: str, start: datetime, now: datetime, width: float, resolution: int) -> list[Series]:
+    """The series of a roll-up range: its settled buckets from this process's memo, the rest fresh.
+
+    A chart bucket is settled once every poll that can land in it is stored
+    (SETTLE_SECONDS after it ends): its points never change again unless
+    ``reparse`` rebuilds the roll-ups or retention drops them, and both change
+    the roll-ups' ids or count, which key the memo. So a dashboard's refresh
+    ranks only the newest bucket or two, whatever the range holds; the
+    settled ones cost a query of their roll-ups' ids once they are known.
+    """
+    settled_end = math.floor((now.timestamp() - SETTLE_SECONDS) / width) * width
+    if settled_end <= start.timestamp():
+        return _series(_RollupsPlan(provider, start, now, width, resolution))
+    end = datetime.fromtimestamp(settled_end, UTC)
+    settled = _SETTLED.get(provider, start, end, width, resolution)
+    fresh = _collect(_RollupsPlan(provider, end, now, width, resolution, since=start))
+    return _finish(fresh, settled)
+
+
+# Seconds after a chart bucket ends until it is settled: well past the longest poll (lib.http's 20 s),
+# so no reading can still be on its way into it.
+SETTLE_SECONDS = 120
+
+
+class _SettledBuckets:
+    """Per process, the points of settled chart buckets (see ``_rollup_series``), a few ranges' worth.
+
+    Keyed by the database, the range's bounds and bucket width, and the
+    highest id and the number of the roll-ups in it: roll-ups are only ever
+    inserted, updated while their bucket is open, and deleted (reparse,
+    retention), and ids are never reused, so an unchanged key means unchanged
+    roll-ups. Web workers each keep their own: nothing to invalidate across processes.
+    """
+
+    SIZE = 16
+
+    def __init__(self) -> None:
+        self.parts: dict[tuple, _Collected] = {}
+
+    def get(self, provider: str, start: datetime, end: datetime, width: float, resolution: int) -> _Collected:
+        plan = _RollupsPlan(provider, start, start, width, resolution, end=end)
+        version = plan.rows.aggregate(highest=Max("id"), count=Count("id"))
+        key = (connection.settings_dict["NAME"], provider, resolution, width, start, end, *version.values())
+        part = self.parts.get(key)
+        if part is None:
+            part = _collect(plan)
+            part.format_all()
+            if len(self.parts) >= self.SIZE:
+                del self.parts[next(iter(self.parts))]
+            self.parts[key] = part
+        return part
+
+    def clear(self) -> None:
+        self.parts.clear()
+
+
+_SETTLED = _SettledBuckets()
 
 
 def _fits(plan: _ReadingsPlan) -> bool:

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from conftest import store_failure, store_quotas
+from quotas import history as history_module
 from quotas import rollups
 from quotas.history import MAX_POINTS, RANGES, history
-from quotas.models import PollSession, QuotaReading, Snapshot
+from quotas.models import PollSession, QuotaReading, QuotaRollup, Snapshot
 from quotas.providers.base import DRIFT, Quota
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -220,6 +221,65 @@ def test_a_6h_chart_of_a_10_s_poller_keeps_its_peaks_and_resets_within_the_budge
     assert len([p for p in points if p[2] == 595.0]) == 18  # every peak
     assert len([p for p in points if p[2] == 0.0]) == 17  # every reset after the first reading
     assert [p[0] for p in points] == sorted(p[0] for p in points)
+
+
+# --- settled chart buckets, remembered per process -------------------------------------------
+
+
+def uncached(provider: str, range_key: str, now: datetime, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """The answer with nothing settled: every bucket ranked afresh."""
+    with monkeypatch.context() as patch:
+        patch.setattr(history_module, "SETTLE_SECONDS", 10**9)
+        return history(provider, range_key, now=now)
+
+
+def test_remembered_settled_buckets_answer_as_a_fresh_ranking_while_polls_come_in(monkeypatch) -> None:
+    # Three days of 10-minute polls: a subscription resetting every 5 hours, a Z.ai-style percent window.
+    at = T0 - timedelta(days=3)
+    for i in range(3 * 24 * 6):
+        poll(at + i * 10 * MINUTE, subscription(40 * (i % 30) + (i * 7) % 11), tokens_5h(float((i * 13) % 97)))
+    now = T0
+    for step in range(14):
+        # a poll lands, the worker answers (remembering what settled), then the same without memory
+        poll(now, subscription(40 * (step % 5) + 3), tokens_5h(float(step)))
+        now += 7 * MINUTE
+        for range_key in ("24h", "7d", "30d"):
+            remembered = history("synthetic", range_key, now=now)
+            assert history("synthetic", range_key, now=now) == remembered
+            assert remembered == uncached("synthetic", range_key, now, monkeypatch), (range_key, step)
+    assert history_module._SETTLED.parts  # the answers above did come from memory
+
+
+def test_the_settled_buckets_cost_one_query_once_remembered(django_assert_num_queries) -> None:
+    for i in range(48):
+        poll(T0 - 47 * HOUR + i * HOUR, subscription(10 * i))
+    history("synthetic", "7d", now=T0 + MINUTE)
+    # the settled roll-ups' version; the newest buckets' points and resets; sessions, silences, newest roll-up
+    with django_assert_num_queries(6):
+        history("synthetic", "7d", now=T0 + MINUTE)
+
+
+def test_a_reparse_that_changes_settled_readings_shows_at_once() -> None:
+    for i in range(30):
+        poll(T0 - 30 * HOUR + i * HOUR, subscription(10 * i))
+    before = history("synthetic", "7d", now=T0)["series"][0]["points"]
+    assert before[0][2] == 0.0
+
+    QuotaReading.objects.filter(captured_at=T0 - 30 * HOUR).update(used=55.0, percent=5.5)
+    rollups.rebuild("synthetic")  # as reparse does
+
+    after = history("synthetic", "7d", now=T0)["series"][0]["points"]
+    assert after[0][2] == 55.0 and after[1:] == before[1:]
+
+
+def test_pruned_roll_ups_leave_the_remembered_buckets() -> None:
+    for i in range(30):
+        poll(T0 - 30 * HOUR + i * HOUR, subscription(10 * i))
+    assert len(history("synthetic", "7d", now=T0)["series"][0]["points"]) == 30
+
+    QuotaRollup.objects.filter(start__lt=T0 - 20 * HOUR).delete()
+
+    assert len(history("synthetic", "7d", now=T0)["series"][0]["points"]) == 20
 
 
 def test_a_stretch_longer_than_2_5_intervals_is_a_gap(settings) -> None:
