@@ -50,11 +50,13 @@ def fixture_json(name: str) -> dict:
 
 @pytest.fixture(autouse=True)
 def _no_settled_chart_buckets():
-    """Each test starts without the settled chart buckets a web worker remembers (quotas.history):
+    """Each test starts without the settled chart buckets and poll counts a web worker remembers
+    (quotas.history, quotas.attempts):
     a rolled-back test's roll-up ids come again in the next test, on SQLite."""
-    from quotas import history
+    from quotas import attempts, history
 
     history._SETTLED.clear()
+    attempts._SETTLED.clear()
 
 
 @pytest.fixture

@@ -22,11 +22,9 @@ from django.db.models import Case, Count, F, FloatField, Q, QuerySet, Subquery, 
 from django.db.models.functions import Coalesce, Greatest, Lag
 from django.utils import timezone
 
-from quotas import rollups
+from quotas import attempts, rollups
 from quotas.models import (
     Kind,
-    Outcome,
-    PollAttempt,
     PollSession,
     QuotaReading,
     QuotaRollup,
@@ -758,11 +756,9 @@ def _stats(data: _Data, range_key: str) -> list[dict[str, str]]:
     ):
         calls = data.tool_calls(start).total
         stats.append({"label": f"Tool calls ({range_key})", "value": _number(calls)})
-    attempts = PollAttempt.objects.filter(provider=data.provider, at__gte=start, at__lte=data.now)
-    total = attempts.count()
-    ok = attempts.filter(outcome=Outcome.OK).count()
-    stats.append({"label": f"Polls ({range_key})", "value": _number(total)})
-    stats.append({"label": "Poll success", "value": f"{ok / total * 100:.1f}%" if total else "—"})
+    polls = attempts.tally(data.provider, start, data.now)
+    stats.append({"label": f"Polls ({range_key})", "value": _number(polls.total)})
+    stats.append({"label": "Poll success", "value": f"{polls.ok / polls.total * 100:.1f}%" if polls.total else "—"})
     sessions = PollSession.objects.filter(provider=data.provider, started_at__lte=data.now).filter(
         Q(ended_at__isnull=True) | Q(ended_at__gte=start)
     )
