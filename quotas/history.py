@@ -149,8 +149,7 @@ def history(provider: str, range_key: str, now: datetime | None = None, source: 
             series = _series(_ReadingsPlan(provider, start, now, width, aligned=True))
             gaps = _gaps(provider, start, now)
         else:
-            series = _rollup_series(provider, start, now, width, resolution)
-            gaps = _rollup_gaps(provider, start, now, resolution)
+            series, gaps = _from_rollups(provider, start, now, width, resolution)
     return {
         "provider": provider,
         "range": range_key,
@@ -321,19 +320,52 @@ def _collect(plan: _ReadingsPlan | _RollupsPlan) -> _Collected:
 
 
 class _Collected:
-    """A part of a chart: each quota's points by second, its newest (epoch, label, unit), and the
-    points already formatted for the API (filled by ``formatted``; reused while the unit holds)."""
+    """A part of a chart: each quota's points by second and its newest (epoch, label, unit).
 
-    __slots__ = ("formatted", "labels", "points")
+    The settled part (``settle``) also keeps each quota's points in time order,
+    formatted for the API once, and its silences (see ``_rollup_gaps``), so a
+    request that finds it formats only the newest points.
+    """
+
+    __slots__ = ("end", "formatted", "labels", "ordered", "points", "silences")
 
     def __init__(self, points: dict[str, dict[int, Point]], labels: dict[str, tuple[float, str, str]]) -> None:
         self.points, self.labels = points, labels
-        self.formatted: dict[str, tuple[str, dict[int, list[Any]]]] = {}
+        self.end: datetime | None = None
+        self.ordered: dict[str, list[Point]] = {}
+        # Per quota: the unit they were formatted for, by second, and in time order.
+        self.formatted: dict[str, tuple[str, dict[int, list[Any]], list[list[Any]]]] = {}
+        # Per threshold in seconds: the silences longer than it, as _rollup_gaps reads them.
+        self.silences: dict[float, list[tuple[datetime, datetime]]] = {}
 
-    def format_all(self) -> None:
+    def settle(self, end: datetime) -> None:
+        self.end = end
         for key, chosen in self.points.items():
             unit = self.labels[key][2]
-            self.formatted[key] = (unit, {second: _format(point, unit) for second, point in chosen.items()})
+            ordered = self.ordered[key] = sorted(chosen.values(), key=lambda point: point[0])
+            formatted = [_format(point, unit) for point in ordered]
+            self.formatted[key] = (unit, {point[0]: f for point, f in zip(ordered, formatted, strict=True)}, formatted)
+
+    def followed_by(self, key: str, fresh: dict[int, Point], unit: str) -> list[list[Any]]:
+        """Quota ``key``'s API points: these settled ones and the ``fresh`` ones; at a second both hold,
+        the higher-ranked point (a reset's over a bucket's last over an extreme)."""
+        earlier, ordered = self.points[key], self.ordered[key]
+        known_unit, by_second, in_order = self.formatted[key]
+        later = sorted(fresh.values(), key=lambda point: point[0])
+        if (
+            known_unit == unit
+            and (not later or later[0][0] > ordered[-1][0])
+            and len(ordered) + len(later) <= MAX_POINTS
+        ):
+            # The usual refresh: the newest bucket's few points after the settled ones, all within budget.
+            return in_order + [_format(point, unit) for point in later]
+        merged = [point for point in ordered if point[0] not in fresh or point[3] < fresh[point[0]][3]]
+        merged.extend(point for point in later if point[3] <= earlier.get(point[0], point)[3])
+        reuse = known_unit == unit
+        return [
+            by_second[point[0]] if reuse and earlier.get(point[0]) is point else _format(point, unit)
+            for point in _within_budget(merged)
+        ]
 
 
 Point = tuple[int, float, float | None, int]
@@ -345,34 +377,24 @@ def _format(point: Point, unit: str) -> list[Any]:
 
 
 def _finish(part: _Collected, settled: _Collected | None = None) -> list[Series]:
-    """The series of ``part``, after the ``settled`` part's points when given: at a second both hold,
-    the higher-ranked point (a reset's over a bucket's last over an extreme); the newest label names it."""
+    """The series of ``part``, after the ``settled`` part's points when given; the newest label names each."""
     series: list[Series] = []
     keys = set(part.points) | (set(settled.points) if settled else set())
     for key in sorted(keys):
         chosen = part.points.get(key, {})
-        earlier = settled.points.get(key, {}) if settled else {}
         label = part.labels.get(key) or settled.labels[key]  # type: ignore[union-attr]
-        unit = label[2]
-        merged = [point for second, point in earlier.items() if second not in chosen or point[3] < chosen[second][3]]
-        merged.extend(point for second, point in chosen.items() if point[3] <= earlier.get(second, point)[3])
-        kept = _within_budget(merged)
-        # The settled part's points were formatted once; again only if the quota's unit changed since.
-        known_unit, known = settled.formatted.get(key, ("", {})) if settled else ("", {})
-        reuse = known_unit == unit
-        points = []
-        for point in kept:
-            second = point[0]
-            if reuse and earlier.get(second) is point:
-                points.append(known[second])
-            else:
-                points.append(_format(point, unit))
+        if settled is not None and key in settled.points:
+            points = settled.followed_by(key, chosen, label[2])
+        else:
+            points = [_format(point, label[2]) for point in _within_budget(list(chosen.values()))]
         series.append({"key": key, "label": label[1], "points": points})
     return series
 
 
-def _rollup_series(provider: str, start: datetime, now: datetime, width: float, resolution: int) -> list[Series]:
-    """The series of a roll-up range: its settled buckets from this process's memo, the rest fresh.
+def _from_rollups(
+    provider: str, start: datetime, now: datetime, width: float, resolution: int
+) -> tuple[list[Series], list[list[str | None]]]:
+    """The series and gaps of a roll-up range: its settled buckets from this process's memo, the rest fresh.
 
     A chart bucket is settled once every poll that can land in it is stored
     (SETTLE_SECONDS after it ends): its points never change again unless
@@ -383,11 +405,12 @@ def _rollup_series(provider: str, start: datetime, now: datetime, width: float, 
     """
     settled_end = math.floor((now.timestamp() - SETTLE_SECONDS) / width) * width
     if settled_end <= start.timestamp():
-        return _series(_RollupsPlan(provider, start, now, width, resolution))
+        series = _series(_RollupsPlan(provider, start, now, width, resolution))
+        return series, _rollup_gaps(provider, start, now, resolution)
     end = datetime.fromtimestamp(settled_end, UTC)
     settled = _SETTLED.get(provider, start, end, width, resolution)
     fresh = _collect(_RollupsPlan(provider, end, now, width, resolution, since=start))
-    return _finish(fresh, settled)
+    return _finish(fresh, settled), _rollup_gaps(provider, start, now, resolution, settled)
 
 
 # Seconds after a chart bucket ends until it is settled: well past the longest poll (lib.http's 20 s),
@@ -417,7 +440,7 @@ class _SettledBuckets:
         part = self.parts.get(key)
         if part is None:
             part = _collect(plan)
-            part.format_all()
+            part.settle(end)
             if len(self.parts) >= self.SIZE:
                 del self.parts[next(iter(self.parts))]
             self.parts[key] = part
@@ -490,23 +513,28 @@ def _within_budget(points: list[tuple[datetime, float, float | None, int]]) -> l
     return points
 
 
-def _rollup_gaps(provider: str, start: datetime, now: datetime, resolution: int) -> list[list[str | None]]:
+def _rollup_gaps(
+    provider: str, start: datetime, now: datetime, resolution: int, settled: _Collected | None = None
+) -> list[list[str | None]]:
     """The gaps of a roll-up-served range, from the roll-ups alone (the readings may be pruned).
 
     Each roll-up keeps the longest silence ending in it; those longer than 2.5
     poll intervals are gaps (one per roll-up at most: finer ones do not show
     at this resolution), then the trailing one after the newest roll-up.
-    Three queries: the sessions, the candidate silences, the newest roll-up.
+    Three queries: the sessions, the candidate silences (those of the
+    ``settled`` roll-ups remembered with them), the newest roll-up.
     """
     sessions, default, shortest = _sessions(provider, start, now)
     rollups = QuotaRollup.objects.filter(provider=provider, resolution=resolution, start__lte=now)
-    silences = (
-        rollups.filter(start__gte=start, gap_seconds__gt=GAP_INTERVALS * shortest)
-        .order_by("gap_began_at", "gap_ended_at")
-        .values_list("gap_began_at", "gap_ended_at")
-        .distinct()
-    )
-    stretches: list[tuple[datetime, datetime | None]] = list(silences)
+    threshold = GAP_INTERVALS * shortest
+    silences = rollups.filter(gap_seconds__gt=threshold).values_list("gap_began_at", "gap_ended_at")
+    if settled is None or settled.end is None:
+        stretches: list[tuple[datetime, datetime | None]] = sorted(set(silences.filter(start__gte=start)))
+    else:
+        known = settled.silences.get(threshold)
+        if known is None:
+            known = settled.silences[threshold] = list(silences.filter(start__gte=start, start__lt=settled.end))
+        stretches = sorted({*known, *silences.filter(start__gte=settled.end)})
     newest = rollups.order_by("-start").values_list("last_at", flat=True).first()
     if newest is not None:
         stretches.append((newest, None))

@@ -250,6 +250,20 @@ def test_remembered_settled_buckets_answer_as_a_fresh_ranking_while_polls_come_i
     assert history_module._SETTLED.parts  # the answers above did come from memory
 
 
+def test_a_series_over_budget_thins_the_remembered_and_fresh_points_as_a_fresh_ranking(monkeypatch) -> None:
+    # A day of 1-minute polls of a quota that resets every 3 minutes: a reset in every 5-minute roll-up.
+    at = T0 - timedelta(days=1)
+    for i in range(24 * 60):
+        poll(at + i * MINUTE, subscription(300 * (i % 3) + 1))
+    now = T0
+    for step in range(6):
+        poll(now, subscription(300 * (step % 3) + 2))
+        now += 2 * MINUTE
+        remembered = history("synthetic", "24h", now=now)
+        assert len(remembered["series"][0]["points"]) == MAX_POINTS
+        assert history("synthetic", "24h", now=now) == remembered == uncached("synthetic", "24h", now, monkeypatch)
+
+
 def test_the_settled_buckets_cost_one_query_once_remembered(django_assert_num_queries) -> None:
     for i in range(48):
         poll(T0 - 47 * HOUR + i * HOUR, subscription(10 * i))
