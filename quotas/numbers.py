@@ -87,14 +87,22 @@ def current(provider: str, now: datetime | None = None) -> dict[str, Any]:
         return body
     body["captured_at"] = isostring(snapshot.captured_at)
     body["plan"] = snapshot.plan or None
+    body["quotas"] = [numbers for _, numbers in snapshot_quotas(snapshot, now)]
+    return body
+
+
+def snapshot_quotas(snapshot: Snapshot, now: datetime) -> list[tuple[QuotaReading, dict[str, Any]]]:
+    """Each reading of ``snapshot`` with its numbers.
+
+    Three queries: the readings, their open cycles, the recent readings.
+    """
     readings = list(snapshot.readings.order_by("id"))
     # By primary key: a year holds thousands of closed cycles that a filter on
     # the provider would walk (SQLite passes the partial index of open cycles by).
     cycle_ids = [r.cycle_id for r in readings if r.cycle_id is not None]
     open_cycles = {c.pk: c for c in ResetCycle.objects.filter(pk__in=cycle_ids, ended_at__isnull=True)}
-    recent = _recent_levels(provider, snapshot.captured_at)
-    body["quotas"] = [quota_numbers(r, recent.get(r.key, []), open_cycles.get(r.cycle_id), now) for r in readings]
-    return body
+    recent = _recent_levels(snapshot.provider, snapshot.captured_at)
+    return [(r, quota_numbers(r, recent.get(r.key, []), open_cycles.get(r.cycle_id), now)) for r in readings]
 
 
 # (captured_at, level, unit, cycle_id) of one reading, oldest first
