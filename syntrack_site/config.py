@@ -45,6 +45,11 @@ VARIABLES = (
     "SYNTRACK_TRUSTED_PROXIES",
     "SYNTRACK_RAW_RETENTION_DAYS",
     "SYNTRACK_READING_RETENTION_DAYS",
+    "SYNTRACK_NOTIFY_URLS",
+    "SYNTRACK_ALERT_EMAILS",
+    "SYNTRACK_ALERT_FROM",
+    "EMAIL_URL",
+    "SYNTRACK_HEARTBEAT_URL",
 )
 # Read by the development tools (CI, screenshot refresh), not by SynTrack: never "unknown".
 TOOL_VARIABLES = ("SYNTRACK_REQUIRE_POSTGRES", "SYNTRACK_UPDATE_DOC_SCREENSHOTS")
@@ -55,6 +60,8 @@ OUR_PREFIXES = ("SYNTRACK_", "SYNTHETIC_", "ZAI_")
 ENV_FILE_LINE = re.compile(r"\A\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
 # django-environ's schemes for the two databases SynTrack supports.
 DATABASE_SCHEMES = {"postgres", "postgresql", "pgsql", "psql", "sqlite"}
+# django-environ's email schemes.
+EMAIL_SCHEMES = {"smtp", "smtps", "smtp+tls", "smtp+ssl", "consolemail", "filemail", "memorymail", "dummymail"}
 LOG_LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "warning": "WARNING", "error": "ERROR"}
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
@@ -172,6 +179,55 @@ class Config:
         db["CONN_MAX_AGE"] = PERSISTENT_CONNECTION_SECONDS
         db["CONN_HEALTH_CHECKS"] = True
         return db
+
+    def notify_urls(self, name: str) -> str:
+        """Apprise URLs separated by spaces or commas; each must at least look like ``scheme://…``.
+
+        Which schemes Apprise knows is checked when a channel is tested or
+        used (importing Apprise costs every process some 80 ms). The error
+        names the position of a bad URL, never the URL: it may hold a token.
+        """
+        value = self.string(name)
+        for position, url in enumerate(re.split(r"[\s,]+", value), start=1):
+            if url and not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]{0,31}://\S+", url):
+                raise ConfigError(
+                    f"{name}: URL {position} is not an Apprise URL such as ntfy://topic or json://host/path"
+                )
+        return value
+
+    def emails(self, name: str) -> list[str]:
+        from django.core.exceptions import ValidationError
+        from django.core.validators import validate_email
+
+        addresses = self.items(name, [])
+        for address in addresses:
+            try:
+                validate_email(address)
+            except ValidationError:
+                raise ConfigError(f"{name}: {address[:64]!r} is not an email address") from None
+        return addresses
+
+    def email(self, name: str) -> dict[str, object]:
+        """Django's email settings from ``EMAIL_URL`` (``smtp+tls://user:pass@host:587``); empty when unset.
+
+        No message repeats the URL: it carries the mail password.
+        """
+        url = self.string(name)
+        if not url:
+            return {}
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        if scheme not in EMAIL_SCHEMES:
+            known = ", ".join(sorted(EMAIL_SCHEMES))
+            raise ConfigError(f"{name} must start with one of {known}, e.g. smtp+tls://user:password@host:587")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                config = self.env.email_url_config(url)
+        except Exception:
+            raise ConfigError(f"{name} is not an email URL, e.g. smtp+tls://user:password@host:587") from None
+        if scheme.startswith("smtp") and not config.get("EMAIL_HOST"):
+            raise ConfigError(f"{name} names no mail server, e.g. smtp+tls://user:password@host:587")
+        return config
 
     def sqlite_path(self) -> Path:
         value = self.string("SYNTRACK_DB_PATH", "~/.syntrack/data/syntrack.db")

@@ -34,11 +34,21 @@ SYNTRACK_PORT = cfg.integer("SYNTRACK_PORT", 9211, 1, 65535)
 SYNTRACK_TRUSTED_PROXIES = cfg.items("SYNTRACK_TRUSTED_PROXIES", [])
 # 0 keeps raw upstream bodies forever.
 SYNTRACK_RAW_RETENTION_DAYS = cfg.integer("SYNTRACK_RAW_RETENTION_DAYS", 30, 0, 36500)
-# Fine readings (one per quota and poll). 0 keeps them forever; otherwise at least 31 days, as the
-# 30-day insights read them. The default outlives the raw bodies, so `reparse` always finds
-# readings for every snapshot whose body is gone, with 5 days to spare; the charts' long ranges
-# draw from roll-ups (quotas.retention says how long those stay).
+# Fine readings (one per quota and poll). 0 keeps them forever. The default is as long as the
+# 5-minute roll-ups, which `reparse` rebuilds from them; everything longer (the 7d and 30d charts,
+# the 30-day insights) reads the hourly roll-ups (quotas.retention says how long those stay).
 SYNTRACK_READING_RETENTION_DAYS = cfg.retention_days("SYNTRACK_READING_RETENTION_DAYS", 8, 1)
+# Alerts (the alerts app): Apprise URLs, email, the poller's heartbeat.
+SYNTRACK_NOTIFY_URLS = cfg.notify_urls("SYNTRACK_NOTIFY_URLS")
+SYNTRACK_ALERT_EMAILS = cfg.emails("SYNTRACK_ALERT_EMAILS")
+EMAIL_CONFIG = cfg.email("EMAIL_URL")
+EMAIL_URL_SET = bool(EMAIL_CONFIG)
+# EMAIL_BACKEND, EMAIL_HOST, EMAIL_PORT, … as django-environ's documentation sets them.
+vars().update(EMAIL_CONFIG)
+# An SMTP server that stops answering must not hold an alert past its time budget.
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = cfg.string("SYNTRACK_ALERT_FROM", "SynTrack <syntrack@localhost>")
+SYNTRACK_HEARTBEAT_URL = cfg.url("SYNTRACK_HEARTBEAT_URL", "") if cfg.string("SYNTRACK_HEARTBEAT_URL") else ""
 LOG_LEVEL = cfg.choice("SYNTRACK_LOG_LEVEL", "info", LOG_LEVELS)
 
 DATABASES = {"default": cfg.database(SYNTRACK_DB_PATH)}
@@ -55,6 +65,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "quotas",
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -138,5 +149,8 @@ LOGGING = {
         # Third-party chatter stays quiet below warnings even at debug.
         "urllib3": {"level": "WARNING"},
         "django.db.backends": {"level": "INFO"},
+        # Apprise logs the URLs it sends to, secrets and all: alerts.delivery captures its
+        # messages, scrubs them and logs them itself; none goes out as Apprise wrote it.
+        "apprise": {"handlers": [], "level": "CRITICAL", "propagate": False},
     },
 }

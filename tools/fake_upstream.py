@@ -4,7 +4,12 @@ For trying SynTrack without real keys, for the end-to-end tests and for the
 benchmarks. Usage grows a little on every request and resets now and then,
 so cycles appear. Standard library only.
 
+To drive alerts by hand, pin Synthetic's subscription and Z.ai's 5-hour window
+to a share of their limits (``PUT /fake/usage?percent=85``; without
+``percent``, usage grows on its own again):
+
     python tools/fake_upstream.py --port 9300
+    curl -X PUT 'http://127.0.0.1:9300/fake/usage?percent=96'
     SYNTHETIC_API_KEY=syn_fake_key_123456 SYNTHETIC_BASE_URL=http://127.0.0.1:9300 \\
     ZAI_API_KEY=zai-fake-key-123456 ZAI_BASE_URL=http://127.0.0.1:9300/api make run
 """
@@ -17,6 +22,7 @@ import json
 import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 
 class State:
@@ -34,6 +40,8 @@ class State:
         self.arrived = 0
         self.stopping = threading.Event()
         self.started = datetime.now(UTC)
+        # Percent of their limits Synthetic's subscription and Z.ai's 5-hour window report, or None.
+        self.pinned: float | None = None
 
     def arrive(self) -> None:
         with self.lock:
@@ -50,11 +58,14 @@ class State:
             n = self.synthetic_calls
         in_window = n % self.reset_every
         now = datetime.now(UTC)
+        pinned = self.pinned
+        # Pinned usage keeps one window: only a drop in usage starts another.
+        renews = self.window_end(n, timedelta(hours=5)) if pinned is None else self.started + timedelta(hours=5)
         body = {
             "subscription": {
                 "limit": 1350,
-                "requests": round(in_window * 25.5, 1),
-                "renewsAt": _iso(self.window_end(n, timedelta(hours=5))),
+                "requests": round(in_window * 25.5, 1) if pinned is None else round(1350 * pinned / 100, 1),
+                "renewsAt": _iso(renews),
             },
             # search renewsAt drifts with every poll, as the real one does
             "search": {"hourly": {"limit": 250, "requests": in_window % 7, "renewsAt": _iso(now + timedelta(hours=1))}},
@@ -90,7 +101,7 @@ class State:
         ms = lambda d: int(d.timestamp() * 1000)  # noqa: E731
         kind = "CREDIT_LIMIT" if self.zai_shape == "v3" else "TOKENS_LIMIT"
         cap_5h, cap_week = (2000, 10000) if kind == "CREDIT_LIMIT" else (80_000_000, 400_000_000)
-        used_5h = cap_5h * in_window / (self.reset_every * 1.25)
+        used_5h = cap_5h * in_window / (self.reset_every * 1.25) if self.pinned is None else cap_5h * self.pinned / 100
         limits = [
             {
                 "type": kind,
@@ -100,7 +111,9 @@ class State:
                 "currentValue": used_5h,
                 "remaining": cap_5h - used_5h,
                 "percentage": int(used_5h / cap_5h * 100),
-                "nextResetTime": ms(self.window_end(n, timedelta(hours=5))),
+                "nextResetTime": ms(
+                    self.window_end(n, timedelta(hours=5)) if self.pinned is None else self.started + timedelta(hours=5)
+                ),
             },
             {
                 "type": kind,
@@ -163,6 +176,21 @@ def make_handler(state: State):
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+        def do_PUT(self) -> None:
+            """``/fake/usage?percent=P``: pin the usage the answers report (no percent: let it grow again)."""
+            parts = urlsplit(self.path)
+            if parts.path != "/fake/usage":
+                self.send_error(404)
+                return
+            value = parse_qs(parts.query).get("percent", [""])[0]
+            try:
+                state.pinned = float(value) if value else None
+            except ValueError:
+                self.send_error(400, "percent must be a number")
+                return
+            self.send_response(204)
+            self.end_headers()
 
         def log_message(self, format: str, *args: object) -> None:
             pass

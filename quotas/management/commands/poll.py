@@ -20,6 +20,8 @@ from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
 
+from alerts import channels, evaluation
+from alerts.delivery import BUDGET, Dispatcher
 from quotas import pollnow, providers, retention
 from quotas.locking import LockHeld, PollLock
 from quotas.management.base import OneLineErrorsCommand, usage_error
@@ -32,6 +34,8 @@ from syntrack_site.checks import CONFIGURATION
 logger = logging.getLogger("syntrack.poll")
 
 MIN_INTERVAL, MAX_INTERVAL = 10, 3600
+# How long `--once` waits for its alerts to be delivered: a few alerts' time budgets.
+DELIVERY_WAIT = 3 * BUDGET
 # Slices of every wait, so a signal is acted on well within 2 seconds.
 WAIT_SLICE = 0.25
 # How often the loop asks the database whether the daily prune is due (quotas.retention).
@@ -147,6 +151,7 @@ class Command(OneLineErrorsCommand):
             attempt = store(Fetched(fetched.provider, None, failure, None, fetched.latency_ms), session)
         # Whatever poll lands next answers a "poll now" request (quotas.pollnow).
         PollRequest.answered(attempt.provider, attempt.at)
+        self.raise_alerts(attempt)
         name = providers.NAMES[fetched.provider]
         latency = f" in {attempt.latency_ms} ms" if attempt.latency_ms is not None else ""
         if attempt.outcome == Outcome.OK:
@@ -155,6 +160,45 @@ class Command(OneLineErrorsCommand):
         else:
             logger.warning("%s: %s%s: %s", name, attempt.outcome, latency, attempt.message)
         return attempt
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        if getattr(self, "_dispatcher", None) is None:
+            self._dispatcher = Dispatcher()
+        return self._dispatcher
+
+    def raise_alerts(self, attempt: PollAttempt) -> None:
+        """The poll's alerts (its transaction has committed), handed to the delivery thread.
+
+        Evaluating never stops polling: an error here is logged and the poll stands.
+        """
+        try:
+            raised = evaluation.evaluate(attempt)
+        except Exception:
+            logger.exception("%s: could not evaluate alerts", attempt.provider)
+            if not connection.in_atomic_block:
+                close_old_connections()
+            return
+        for alert in raised:
+            logger.log(logging.WARNING if alert.level == "critical" else logging.INFO, "alert: %s", alert.title)
+        if raised and channels.configured():
+            self.dispatcher.submit(raised)
+
+    def heartbeat_after(self, ok: set[str], chosen: list[str]) -> set[str]:
+        """Beat once every chosen provider has polled successfully since the last beat; what is still owed."""
+        if ok >= set(chosen):
+            self.dispatcher.heartbeat()
+            return set()
+        return ok
+
+    def wait_for_deliveries(self) -> None:
+        """Before ``--once`` exits: the alerts it raised, within their time budget (a signal stops the wait)."""
+        deadline = time.monotonic() + DELIVERY_WAIT
+        while not self.shutdown and time.monotonic() < deadline:
+            if self.dispatcher.drain(WAIT_SLICE):
+                return
+        if not self.shutdown:
+            self.stdout.write(f"alert delivery still running after {DELIVERY_WAIT:g} s: not waiting longer")
 
     def run_once(self, chosen: list[str]) -> None:
         """Poll each provider once, in parallel; a poll that failed makes it exit 1.
@@ -179,6 +223,9 @@ class Command(OneLineErrorsCommand):
             self.stdout.write(f"{providers.NAMES[attempt.provider]}: {attempt.outcome} ({attempt.message})")
             if attempt.outcome != Outcome.OK:
                 failed.append(providers.NAMES[attempt.provider])
+        if not failed and not pending:
+            self.dispatcher.heartbeat()
+        self.wait_for_deliveries()
         # Cron users only ever run --once: they get a slice of the daily prune too.
         if not self.shutdown:
             pruner = self.start_prune()
@@ -220,6 +267,8 @@ class Command(OneLineErrorsCommand):
         # answer of an abandoned fetch from the current one.
         in_flight: dict[str, float] = {}
         polls = 0
+        # Providers polled successfully since the last heartbeat (SYNTRACK_HEARTBEAT_URL).
+        beat_owed: set[str] = set()
         next_prune_check = time.monotonic()
         pruner: retention.Pruner | None = None
         try:
@@ -263,6 +312,8 @@ class Command(OneLineErrorsCommand):
                         close_old_connections()
                     attempt = self.record(fetched, sessions[provider])
                     failures[provider] = 0 if attempt.outcome == Outcome.OK else failures[provider] + 1
+                    if attempt.outcome == Outcome.OK:
+                        beat_owed = self.heartbeat_after(beat_owed | {provider}, chosen)
                     retry_after = fetched.failure.retry_after if fetched.failure else None
                     due[provider] = started + next_delay(interval, failures[provider], retry_after)
                     not_before[provider] = pollnow.not_before(started, retry_after)

@@ -1,0 +1,80 @@
+"""The poller raises and delivers alerts: `poll --once` against `responses`, a real local receiver for the channel."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+from alerts.models import Alert, Delivery
+from alerts.tests.receiver import Receiver
+from conftest import SYNTHETIC_URL, fixture_json
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def synthetic_body(requests_used: int) -> bytes:
+    body = fixture_json("synthetic/v3_rolling_windows.json")
+    body["subscription"]["requests"] = requests_used  # of 500
+    body["subscription"]["renewsAt"] = (timezone.now() + timedelta(hours=3)).isoformat().replace("+00:00", "Z")
+    return json.dumps(body).encode()
+
+
+@pytest.fixture
+def synthetic_only(upstream, providers_configured):
+    providers_configured.ZAI_API_KEY = ""
+    providers_configured.SYNTRACK_ALERT_EMAILS = []
+    upstream.add_passthru("http://127.0.0.1")  # the receiver is a real server
+    return upstream
+
+
+def poll_once() -> str:
+    out = io.StringIO()
+    call_command("poll", "--once", stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def test_poll_once_sends_a_threshold_crossing_once_and_waits_for_its_delivery(synthetic_only, settings) -> None:
+    with Receiver() as hook:
+        settings.SYNTRACK_NOTIFY_URLS = hook.url()
+        synthetic_only.get(SYNTHETIC_URL, body=synthetic_body(0))
+        for used in (300, 420, 430, 300):
+            synthetic_only.replace("GET", SYNTHETIC_URL, body=synthetic_body(used))
+            poll_once()
+            if used == 420:
+                # delivered before --once returned
+                assert [body["title"] for body in hook.json_bodies()] == ["Synthetic: Subscription at 84 %"]
+
+    assert [body["title"] for body in hook.json_bodies()] == ["Synthetic: Subscription at 84 %"]
+    assert Alert.objects.count() == 1
+    assert list(Delivery.objects.values_list("status", flat=True)) == ["sent"]
+
+
+def test_a_rejected_key_alerts_once_and_the_next_good_poll_recovers(synthetic_only, settings) -> None:
+    with Receiver() as hook:
+        settings.SYNTRACK_NOTIFY_URLS = hook.url()
+        synthetic_only.get(SYNTHETIC_URL, status=401, body=b'{"error": "unauthorized"}')
+        for _ in range(2):
+            with pytest.raises(CommandError):
+                poll_once()
+        synthetic_only.replace("GET", SYNTHETIC_URL, body=synthetic_body(10))
+        poll_once()
+
+    titles = [body["title"] for body in hook.json_bodies()]
+    assert titles == ["Synthetic: API key rejected", "Synthetic: API key accepted again"]
+
+
+def test_a_heartbeat_follows_a_successful_round(synthetic_only, settings) -> None:
+    with Receiver() as monitor:
+        settings.SYNTRACK_HEARTBEAT_URL = f"http://127.0.0.1:{monitor.port}/ping/abc"
+        synthetic_only.get(SYNTHETIC_URL, body=synthetic_body(10))
+        poll_once()
+        synthetic_only.replace("GET", SYNTHETIC_URL, status=502, body=b"{}")
+        with pytest.raises(CommandError):
+            poll_once()
+    assert [request["path"] for request in monitor.received] == ["/ping/abc"]
