@@ -6,6 +6,8 @@ from django.templatetags.static import static
 from django.urls import path
 
 from accounts import views as accounts_views
+from alerts import api as alerts_api
+from alerts import views as alerts_views
 from quotas import api
 from quotas import views as quotas_views
 
@@ -45,5 +47,7 @@ urlpatterns = [
     path("api/polls", api.polls, name="api-polls"),
     path("api/poll", api.poll, name="api-poll"),
     path("api/settings", api.settings, name="api-settings"),
+    path("api/alerts", alerts_api.alerts, name="api-alerts"),
+    path("settings/", alerts_views.settings_page, name="settings"),
     path("api/password", accounts_views.password, name="api-password"),
 ]

@@ -76,7 +76,7 @@ def test_it_renders_cards_tabs_and_config_for_both_providers(providers_configure
     response = signed_in.get("/")
 
     assert response.status_code == 200
-    assert [t.name for t in response.templates][:2] == ["quotas/dashboard.html", "base.html"]
+    assert [t.name for t in response.templates][:3] == ["quotas/dashboard.html", "signed_in.html", "base.html"]
     html = response.content.decode()
     config = page_config(html)
     assert config["providers"] == [{"id": "synthetic", "name": "Synthetic"}, {"id": "zai", "name": "Z.ai"}]

@@ -8,6 +8,7 @@ import { loadInsights } from "./insights.js";
 import { loadCycles, loadSessions, drawSessions, loadPolls, drawPolls, markOverflow } from "./tables.js";
 import { setupPassword, setupTimezone } from "./dialogs.js";
 import { setupPollNow } from "./pollnow.js";
+import { loadAlerts } from "./alerts.js";
 
 var timer = null;
 function baseDelay() {
@@ -39,7 +40,9 @@ function refreshAll() {
   var started = Date.now();
   return loadCurrent()
     .then(function () {
-      return Promise.allSettled([loadProviders(), loadHistory(), loadInsights(), loadCycles(), loadSessions(), loadPolls()]);
+      return Promise.allSettled([
+        loadProviders(), loadHistory(), loadInsights(), loadCycles(), loadSessions(), loadPolls(), loadAlerts()
+      ]);
     })
     .then(function (results) {
       results.forEach(function (r) { if (r.status === "rejected") report(r.reason); });
