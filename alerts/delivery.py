@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
@@ -102,6 +101,8 @@ def _try(channel: Channel, title: str, body: str, level: str, timeout: float) ->
 
 
 def _email(title: str, body: str) -> Outcome:
+    from django.core.mail import send_mail  # the email package is some ms to import: only when mailing
+
     try:
         send_mail(title, body, None, settings.SYNTRACK_ALERT_EMAILS, fail_silently=False)
     except (OSError, TimeoutError) as e:  # smtplib's errors are OSErrors

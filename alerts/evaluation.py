@@ -6,7 +6,7 @@ alerts, written with their latches in one transaction:
 
 1. Provider events, from the poll attempt: ``auth_failed`` (the key was
    rejected), ``drift`` (the payload changed shape), ``failing`` (the last
-   ``FAILING_POLLS`` polls all failed). Each is sent once and latched; the
+   ``SYNTRACK_ALERT_FAILING_POLLS`` polls all failed). Each is sent once and latched; the
    next good poll clears it and sends one ``recovered``.
 2. Quota events, from the poll's snapshot and the numbers the dashboard shows
    (quotas.numbers): a new reset cycle re-arms everything of the quota (and
@@ -23,6 +23,7 @@ warning is latched silently). A disabled event is neither sent nor latched.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,7 +33,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from alerts.models import Alert, Event, Latch, Level
-from alerts.rules import FAILING_POLLS, HYSTERESIS_POINTS, Rules
+from alerts.rules import HYSTERESIS_POINTS, Rules, failing_polls
 from quotas import numbers
 from quotas.models import Outcome, PollAttempt, Setting
 from quotas.providers import NAMES
@@ -40,18 +41,25 @@ from quotas.providers import NAMES
 PROVIDER_EVENTS = (Event.AUTH_FAILED, Event.DRIFT, Event.FAILING)
 
 
-def evaluate(attempt: PollAttempt, now: datetime | None = None) -> list[Alert]:
-    """The alerts ``attempt`` (a stored poll) raises, saved with their latches."""
+def evaluate(attempt: PollAttempt, now: datetime | None = None, rules: Rules | None = None) -> list[Alert]:
+    """The alerts ``attempt`` (a stored poll) raises, saved with their latches.
+
+    ``rules``: the rules as already read (``poll --once`` reads them once for
+    every provider); read afresh when None. The latches are read without a
+    lock: only the poller writes them (one poller per database), and a latch
+    deleted meanwhile in the admin only re-arms its alert.
+    """
     now = now or timezone.now()
-    state = _State(attempt.provider, now)
-    with transaction.atomic():
-        state.load()
-        state.provider_events(attempt)
-        if attempt.outcome == Outcome.OK and attempt.snapshot_id is not None and attempt.snapshot is not None:
-            for reading, quota in numbers.snapshot_quotas(attempt.snapshot, now):
-                if not quota["hidden"] and quota["percent"] is not None:
-                    state.quota_events(_Quota.of(reading.cycle_id, quota))
-        state.save()
+    state = _State(attempt.provider, now, rules or Rules())
+    state.load()
+    state.provider_events(attempt)
+    if attempt.outcome == Outcome.OK and attempt.snapshot_id is not None and attempt.snapshot is not None:
+        for reading, quota in numbers.snapshot_quotas(attempt.snapshot, now):
+            if not quota["hidden"] and quota["percent"] is not None:
+                state.quota_events(_Quota.of(reading.cycle_id, quota))
+    if state.changes():
+        with transaction.atomic():
+            state.save()
     return state.alerts
 
 
@@ -89,8 +97,8 @@ def _parse(value: str | None) -> datetime | None:
 
 
 class _State:
-    def __init__(self, provider: str, now: datetime) -> None:
-        self.provider, self.now = provider, now
+    def __init__(self, provider: str, now: datetime, rules: Rules) -> None:
+        self.provider, self.now, self.rules = provider, now, rules
         self.name = NAMES[provider]
         self.alerts: list[Alert] = []
         self.latches: dict[tuple[str, str, str], Latch] = {}
@@ -99,8 +107,7 @@ class _State:
         self.zone: ZoneInfo | None = None
 
     def load(self) -> None:
-        self.rules = Rules()
-        for latch in Latch.objects.select_for_update().filter(provider=self.provider):
+        for latch in Latch.objects.filter(provider=self.provider):
             self.latches[(latch.quota, latch.event, latch.level)] = latch
 
     # --- provider events ------------------------------------------------------------------------
@@ -114,7 +121,7 @@ class _State:
             title = f"{self.name}: the answer changed shape"
             self.fire_once(Event.DRIFT, title, f"{self._said(attempt)} SynTrack keeps the raw answer for `reparse`.")
         if failed and self._failing():
-            title = f"{self.name}: {FAILING_POLLS} polls failed in a row"
+            title = f"{self.name}: {failing_polls()} polls failed in a row"
             self.fire_once(Event.FAILING, title, f"The last one: {self._said(attempt)}")
         if not failed:
             cleared = [event for event in PROVIDER_EVENTS if not (event == Event.DRIFT and drifted)]
@@ -125,9 +132,10 @@ class _State:
                     self.fire(Event.RECOVERED, f"{self.name}: {_RECOVERED[event]}", _RECOVERED_MESSAGE[event])
 
     def _failing(self) -> bool:
-        last = PollAttempt.objects.filter(provider=self.provider).order_by("-at", "-id")[:FAILING_POLLS]
+        count = failing_polls()
+        last = PollAttempt.objects.filter(provider=self.provider).order_by("-at", "-id")[:count]
         outcomes = list(last.values_list("outcome", flat=True))
-        return len(outcomes) == FAILING_POLLS and all(outcome != Outcome.OK for outcome in outcomes)
+        return len(outcomes) == count and all(outcome != Outcome.OK for outcome in outcomes)
 
     @staticmethod
     def _said(attempt: PollAttempt) -> str:
@@ -158,11 +166,10 @@ class _State:
                 Event.THRESHOLD, self._threshold_title(quota), self._threshold_message(quota, bound), quota, level
             )
         if quota.outlook == numbers.OUTLOOK_RUNS_OUT and quota.exhausts_at is not None:
-            self.quota_once(
-                quota, Event.RUNS_OUT, f"{self.name}: {quota.label} runs out before its reset", self._runs_out(quota)
-            )
+            title = f"{self.name}: {quota.label} runs out before its reset"
+            self.quota_once(quota, Event.RUNS_OUT, title, self._runs_out)
         if quota.outlook == numbers.OUTLOOK_EXHAUSTED:
-            self.quota_once(quota, Event.EXHAUSTED, f"{self.name}: {quota.label} is used up", self._exhausted(quota))
+            self.quota_once(quota, Event.EXHAUSTED, f"{self.name}: {quota.label} is used up", self._exhausted)
 
     def new_cycle(self, quota: _Quota) -> None:
         """A new cycle re-arms the quota's latches; it is the ``reset`` event (whose latch keeps the cycle seen)."""
@@ -195,11 +202,12 @@ class _State:
             if fired_at is not None and quota.percent < fired_at - HYSTERESIS_POINTS:
                 self.dropped.append(self.latches.pop((key, event, level)))
 
-    def quota_once(self, quota: _Quota, event: str, title: str, message: str) -> None:
+    def quota_once(self, quota: _Quota, event: str, title: str, message: Callable[[_Quota], str]) -> None:
+        """``event`` for ``quota`` unless it is latched or off; ``message`` is written only when it fires."""
         if (quota.key, event, "") in self.latches or not self.rules.on(event):
             return
         self.latch(quota.key, event, "", quota.cycle_id, quota.percent)
-        self.fire(event, title, message, quota)
+        self.fire(event, title, message(quota), quota)
 
     def _threshold_title(self, quota: _Quota) -> str:
         return f"{self.name}: {quota.label} at {quota.percent:g} %"
@@ -257,13 +265,18 @@ class _State:
             )
         )
 
+    def changes(self) -> bool:
+        return bool(self.alerts or self.dropped or self.changed) or any(
+            latch.pk is None for latch in self.latches.values()
+        )
+
     def save(self) -> None:
         dropped = [latch.pk for latch in self.dropped if latch.pk is not None]
         if dropped:
             Latch.objects.filter(pk__in=dropped).delete()
         for latch in self.changed:
             if latch.pk is not None:
-                latch.save(update_fields=["cycle_id", "at"])
+                Latch.objects.filter(pk=latch.pk).update(cycle_id=latch.cycle_id, at=latch.at)
         Latch.objects.bulk_create([latch for latch in self.latches.values() if latch.pk is None])
         self.alerts = Alert.objects.bulk_create(self.alerts)
 

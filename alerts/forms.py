@@ -17,7 +17,7 @@ EVENT_HELP = {
     Event.RESET: "a quota starts a new cycle",
     Event.AUTH_FAILED: "the provider rejected the API key",
     Event.DRIFT: "the provider's answer changed shape",
-    Event.FAILING: "a provider's polls failed 5 times in a row",
+    Event.FAILING: "a provider's polls failed several times in a row (SYNTRACK_ALERT_FAILING_POLLS, 5)",
     Event.RECOVERED: "one of the last three is over",
 }
 MAX_URL = 2000

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+
+from django.conf import settings
 
 from alerts.models import Event, EventSwitch, Threshold
 
@@ -13,8 +16,11 @@ CRITICAL_PERCENT = 95.0
 # A threshold re-arms once usage falls this many points below it (rolling windows refill slowly:
 # without it, usage jittering around 80 % would alert on every poll).
 HYSTERESIS_POINTS = 5.0
-# Consecutive failed polls that make a provider `failing`.
-FAILING_POLLS = 5
+
+
+def failing_polls() -> int:
+    """Consecutive failed polls that make a provider `failing` (SYNTRACK_ALERT_FAILING_POLLS, default 5)."""
+    return settings.SYNTRACK_ALERT_FAILING_POLLS
 
 
 @dataclass(frozen=True)
@@ -24,17 +30,17 @@ class Levels:
 
 
 class Rules:
-    """The rules as stored, read once per evaluation (two queries)."""
+    """The rules as stored, read at first use (two queries), then kept by this object."""
 
-    def __init__(self) -> None:
+    @cached_property
+    def events(self) -> frozenset[str]:
         switches = dict(EventSwitch.objects.values_list("event", "enabled"))
-        self.events = frozenset(event for event in Event if switches.get(event, event in DEFAULT_EVENTS))
-        self.thresholds = {
-            (provider, quota): (warning, critical)
-            for provider, quota, warning, critical in Threshold.objects.values_list(
-                "provider", "quota", "warning", "critical"
-            )
-        }
+        return frozenset(event for event in Event if switches.get(event, event in DEFAULT_EVENTS))
+
+    @cached_property
+    def thresholds(self) -> dict[tuple[str, str], tuple[float | None, float | None]]:
+        rows = Threshold.objects.values_list("provider", "quota", "warning", "critical")
+        return {(provider, quota): (warning, critical) for provider, quota, warning, critical in rows}
 
     def on(self, event: str) -> bool:
         return event in self.events

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from quotas.bulk import save_fields
 from quotas.models import Kind, QuotaReading, ResetCycle
 
 # A reported reset time has to lie this far past the stored one to count as a
@@ -32,20 +33,32 @@ FOLDED_FIELDS = [
 
 
 class OpenCycles:
-    """The open cycles of a sole writer (``reparse``, under the poller lock), kept in memory.
+    """The open cycles of a sole writer (the poller, ``reparse``: each under the poller lock), kept in memory.
 
-    Tracking then reads each quota's open cycle from the database once, and
-    the readings folded into cycles reach the database at ``flush()`` rather
-    than with one UPDATE each. Cycles are still created and closed at once.
+    Tracking then reads each quota's open cycle from the database once (or a
+    provider's all at once: ``of``), and the readings folded into cycles
+    reach the database at ``flush()`` rather than with one UPDATE each.
+    Cycles are still created and closed at once.
     """
 
     def __init__(self) -> None:
         self._open: dict[tuple[str, str], ResetCycle | None] = {}
         self._dirty: dict[int, ResetCycle] = {}
+        self._loaded: set[str] = set()
+
+    @classmethod
+    def of(cls, provider: str) -> OpenCycles:
+        """Every open cycle of ``provider``, in one query (a poll tracks all of its quotas)."""
+        found = cls()
+        found._loaded.add(provider)
+        # Oldest first, so the newest open cycle of a quota wins, as _load_open picks it.
+        for cycle in ResetCycle.objects.filter(provider=provider, ended_at__isnull=True).order_by("started_at", "id"):
+            found._open[(provider, cycle.quota)] = cycle
+        return found
 
     def get(self, provider: str, key: str) -> ResetCycle | None:
         if (provider, key) not in self._open:
-            self._open[(provider, key)] = _load_open(provider, key)
+            self._open[(provider, key)] = None if provider in self._loaded else _load_open(provider, key)
         return self._open[(provider, key)]
 
     def opened(self, cycle: ResetCycle) -> None:
@@ -55,8 +68,9 @@ class OpenCycles:
         self._dirty[cycle.pk] = cycle
 
     def flush(self) -> None:
+        """Write the folded cycles: one UPDATE statement, run once per cycle (quotas.bulk)."""
         if self._dirty:
-            ResetCycle.objects.bulk_update(list(self._dirty.values()), FOLDED_FIELDS)
+            save_fields(ResetCycle, list(self._dirty.values()), FOLDED_FIELDS)
             self._dirty.clear()
 
 
@@ -74,7 +88,7 @@ def track(reading: QuotaReading, open_cycles: OpenCycles | None = None) -> float
        open a new one that starts with this reading.
     3. Otherwise fold the reading into the open cycle.
 
-    The poller passes no ``open_cycles``: every call reads the database.
+    Without ``open_cycles`` every call reads and writes the database at once.
     """
     if reading.kind != Kind.RESET or reading.level is None:
         return None

@@ -63,8 +63,8 @@ def status_for(percent: float | None) -> str:
 def current(provider: str, now: datetime | None = None) -> dict[str, Any]:
     """The per-provider body of ``GET /api/current``.
 
-    Queries (5 with data, 2 before the first poll): latest poll attempt,
-    latest usable snapshot, its readings, the open cycles they belong to, recent readings.
+    Queries (4 with data, 2 before the first poll): latest poll attempt,
+    latest usable snapshot, its readings with their cycles, recent readings.
     """
     now = now or timezone.now()
     attempt = PollAttempt.objects.filter(provider=provider).order_by("-at", "-id").first()
@@ -94,15 +94,17 @@ def current(provider: str, now: datetime | None = None) -> dict[str, Any]:
 def snapshot_quotas(snapshot: Snapshot, now: datetime) -> list[tuple[QuotaReading, dict[str, Any]]]:
     """Each reading of ``snapshot`` with its numbers.
 
-    Three queries: the readings, their open cycles, the recent readings.
+    Two queries: the readings with their cycles, the recent readings.
     """
-    readings = list(snapshot.readings.order_by("id"))
-    # By primary key: a year holds thousands of closed cycles that a filter on
-    # the provider would walk (SQLite passes the partial index of open cycles by).
-    cycle_ids = [r.cycle_id for r in readings if r.cycle_id is not None]
-    open_cycles = {c.pk: c for c in ResetCycle.objects.filter(pk__in=cycle_ids, ended_at__isnull=True)}
+    # Each reading's cycle joined by primary key: a year holds thousands of
+    # closed cycles that a filter on the provider would walk.
+    readings = list(snapshot.readings.select_related("cycle").order_by("id"))
     recent = _recent_levels(snapshot.provider, snapshot.captured_at)
-    return [(r, quota_numbers(r, recent.get(r.key, []), open_cycles.get(r.cycle_id), now)) for r in readings]
+    return [(r, quota_numbers(r, recent.get(r.key, []), _open(r.cycle), now)) for r in readings]
+
+
+def _open(cycle: ResetCycle | None) -> ResetCycle | None:
+    return cycle if cycle is not None and cycle.ended_at is None else None
 
 
 # (captured_at, level, unit, cycle_id) of one reading, oldest first

@@ -147,7 +147,10 @@ def track_readings(
 def add_readings(snapshot: Snapshot, quotas: list[Quota], session: PollSession | None = None) -> list[QuotaReading]:
     """Store one reading per parsed quota, tracking cycles along the way."""
     readings = build_readings(snapshot, quotas)
-    track_readings(readings, session)
+    # The provider's open cycles in one query, the folded ones written in one statement.
+    open_cycles = cycles.OpenCycles.of(snapshot.provider)
+    track_readings(readings, session, open_cycles)
+    open_cycles.flush()
     QuotaReading.objects.bulk_create(readings)
     return readings
 

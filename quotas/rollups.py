@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db import connection
 from django.db.models import Q
 
+from quotas.bulk import save_fields
 from quotas.models import QuotaReading, QuotaRollup, Resolution, Snapshot
 
 RESOLUTIONS = [int(Resolution.FIVE_MINUTES), int(Resolution.HOUR)]
@@ -254,23 +254,8 @@ def record(snapshot: Snapshot, readings: Iterable[QuotaReading]) -> None:
 
 
 def _save_folds(rollups: list[QuotaRollup]) -> None:
-    """Write back the folded fields of ``rollups``: one UPDATE statement, run once per roll-up.
-
-    Django's ``bulk_update`` would build a CASE per field over every row,
-    some 30 ms of Python a poll (as much as the rest of the poll); a prepared
-    statement with a parameter row per roll-up costs the database the same
-    and Python nothing. The values are prepared by the model's own fields.
-    """
-    fields = [QuotaRollup._meta.get_field(name) for name in FOLDED]
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
-    sql = f"UPDATE {quote(QuotaRollup._meta.db_table)} SET {assignments} WHERE {quote('id')} = %s"
-    rows = [
-        [field.get_db_prep_save(getattr(rollup, field.attname), connection) for field in fields] + [rollup.pk]
-        for rollup in rollups
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+    """Write back the folded fields of ``rollups`` (quotas.bulk: no CASE per field and row)."""
+    save_fields(QuotaRollup, rollups, FOLDED)
 
 
 class Builder:

@@ -50,6 +50,7 @@ VARIABLES = (
     "SYNTRACK_ALERT_FROM",
     "EMAIL_URL",
     "SYNTRACK_HEARTBEAT_URL",
+    "SYNTRACK_ALERT_FAILING_POLLS",
 )
 # Read by the development tools (CI, screenshot refresh), not by SynTrack: never "unknown".
 TOOL_VARIABLES = ("SYNTRACK_REQUIRE_POSTGRES", "SYNTRACK_UPDATE_DOC_SCREENSHOTS")

@@ -48,6 +48,7 @@ vars().update(EMAIL_CONFIG)
 # An SMTP server that stops answering must not hold an alert past its time budget.
 EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = cfg.string("SYNTRACK_ALERT_FROM", "SynTrack <syntrack@localhost>")
+SYNTRACK_ALERT_FAILING_POLLS = cfg.integer("SYNTRACK_ALERT_FAILING_POLLS", 5, 1, 1000)
 SYNTRACK_HEARTBEAT_URL = cfg.url("SYNTRACK_HEARTBEAT_URL", "") if cfg.string("SYNTRACK_HEARTBEAT_URL") else ""
 LOG_LEVEL = cfg.choice("SYNTRACK_LOG_LEVEL", "info", LOG_LEVELS)
 

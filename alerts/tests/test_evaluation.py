@@ -150,6 +150,13 @@ def test_failing_comes_after_5_failed_polls_in_a_row() -> None:
     ]
 
 
+def test_the_number_of_failures_is_configurable(settings) -> None:
+    settings.SYNTRACK_ALERT_FAILING_POLLS = 2
+    poller = Poller()
+    assert [poller.failed() for _ in range(3)] == [[], [("failing", "")], []]
+    assert poller.raised[0].title == "Synthetic: 2 polls failed in a row"
+
+
 def test_a_good_poll_between_failures_starts_the_count_again() -> None:
     poller = Poller()
     said = [poller.failed() for _ in range(4)] + [poller.ok(subscription(1))] + [poller.failed() for _ in range(4)]

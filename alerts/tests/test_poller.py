@@ -78,3 +78,10 @@ def test_a_heartbeat_follows_a_successful_round(synthetic_only, settings) -> Non
         with pytest.raises(CommandError):
             poll_once()
     assert [request["path"] for request in monitor.received] == ["/ping/abc"]
+
+
+def test_poll_once_waits_for_a_few_alerts_worth_of_delivery_budget() -> None:
+    from alerts.delivery import BUDGET
+    from quotas.management.commands.poll import DELIVERY_WAIT
+
+    assert DELIVERY_WAIT == 3 * BUDGET

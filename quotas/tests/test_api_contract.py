@@ -584,9 +584,9 @@ QUERY_COUNTS = [
     # latest and latest successful attempt per provider, open sessions, pending poll requests
     # (PostgreSQL: the poll lock in pg_locks)
     ("/api/providers", {}, 2 + 2 * 2 + 2 + (connection.vendor == "postgresql")),
-    # latest attempt, latest usable snapshot, its readings, open cycles, recent readings
-    ("/api/current", {"provider": "zai"}, 2 + 5),
-    ("/api/current", {"provider": "both"}, 2 + 10),
+    # latest attempt, latest usable snapshot, its readings with their cycles, recent readings
+    ("/api/current", {"provider": "zai"}, 2 + 4),
+    ("/api/current", {"provider": "both"}, 2 + 8),
     # from the roll-ups: the settled buckets' version (their points the worker already has; the
     # first call also ranks them: 2 more), the newest buckets' points and resets, overlapping
     # sessions, the silences, the newest roll-up (trailing gap)

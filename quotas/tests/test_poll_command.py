@@ -210,10 +210,10 @@ def test_a_squash_recorded_as_its_replaced_migrations_counts_as_migrated(both_ok
 
 
 def test_it_refuses_an_unreachable_database_in_one_line(both_ok, monkeypatch) -> None:
-    def unreachable(self: object) -> None:
+    def unreachable() -> None:
         raise OperationalError('connection to server at "db", port 5432 failed: Connection refused\n\tIs it running?')
 
-    monkeypatch.setattr(MigrationRecorder, "applied_migrations", unreachable)
+    monkeypatch.setattr(poll_module, "recorded_migrations", unreachable)
 
     error = poll_error("--once")
 

@@ -44,7 +44,20 @@ def test_poll_once_imports_no_view_and_still_shows_the_start_warnings() -> None:
     assert "quotas.polling" in modules  # the report is read right
     assert modules.isdisjoint(VIEW_MODULES), sorted(modules & VIEW_MODULES)
     assert "gunicorn" not in modules
+    # no alert raised, no channel: neither the delivery thread nor Apprise is loaded
+    assert "alerts.evaluation" in modules
+    assert modules.isdisjoint({"alerts.delivery", "apprise"}), sorted(modules & {"alerts.delivery", "apprise"})
     # product.md §9: the default-password warning at poll start (the test
     # settings' admin has "changeme"); and a misspelt variable is named.
     assert "(accounts.W001) The password of 'admin' is a published default" in done.stderr
     assert "(syntrack.W001) SYNTRACK_POLL_INTERVALL (in the environment)" in done.stderr
+
+
+def test_poll_once_on_a_database_never_migrated_says_to_migrate(tmp_path) -> None:
+    with fake_upstream() as upstream:
+        env = poller_env(upstream, SYNTRACK_DB_PATH=str(tmp_path / "new.db"), DATABASE_URL="")
+        done = run_python("manage.py", "poll", "--once", env=env)
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "migration(s): run `manage.py migrate` first" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -10,6 +10,7 @@ import queue
 import signal
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from django.apps import apps
 from django.conf import settings
@@ -21,7 +22,7 @@ from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
 
 from alerts import channels, evaluation
-from alerts.delivery import BUDGET, Dispatcher
+from alerts.rules import Rules
 from quotas import pollnow, providers, retention
 from quotas.locking import LockHeld, PollLock
 from quotas.management.base import OneLineErrorsCommand, usage_error
@@ -31,11 +32,14 @@ from quotas.providers import Fetched
 from quotas.providers.base import INVALID_RESPONSE, NETWORK_ERROR, PollFailure
 from syntrack_site.checks import CONFIGURATION
 
+if TYPE_CHECKING:
+    from alerts.delivery import Dispatcher
+
 logger = logging.getLogger("syntrack.poll")
 
 MIN_INTERVAL, MAX_INTERVAL = 10, 3600
-# How long `--once` waits for its alerts to be delivered: a few alerts' time budgets.
-DELIVERY_WAIT = 3 * BUDGET
+# How long `--once` waits for its alerts to be delivered: a few alerts' time budgets (alerts.delivery.BUDGET).
+DELIVERY_WAIT = 45.0
 # Slices of every wait, so a signal is acted on well within 2 seconds.
 WAIT_SLICE = 0.25
 # How often the loop asks the database whether the daily prune is due (quotas.retention).
@@ -161,8 +165,14 @@ class Command(OneLineErrorsCommand):
             logger.warning("%s: %s%s: %s", name, attempt.outcome, latency, attempt.message)
         return attempt
 
+    # `--once` reads the alert rules once for every provider it polls; the loop reads them for each poll.
+    round_rules: Rules | None = None
+
     @property
     def dispatcher(self) -> Dispatcher:
+        # Imported at first use: a poll that raises no alert (most of them) never loads delivery or email.
+        from alerts.delivery import Dispatcher
+
         if getattr(self, "_dispatcher", None) is None:
             self._dispatcher = Dispatcher()
         return self._dispatcher
@@ -173,7 +183,7 @@ class Command(OneLineErrorsCommand):
         Evaluating never stops polling: an error here is logged and the poll stands.
         """
         try:
-            raised = evaluation.evaluate(attempt)
+            raised = evaluation.evaluate(attempt, rules=self.round_rules)
         except Exception:
             logger.exception("%s: could not evaluate alerts", attempt.provider)
             if not connection.in_atomic_block:
@@ -187,12 +197,15 @@ class Command(OneLineErrorsCommand):
     def heartbeat_after(self, ok: set[str], chosen: list[str]) -> set[str]:
         """Beat once every chosen provider has polled successfully since the last beat; what is still owed."""
         if ok >= set(chosen):
-            self.dispatcher.heartbeat()
+            if settings.SYNTRACK_HEARTBEAT_URL:
+                self.dispatcher.heartbeat()
             return set()
         return ok
 
     def wait_for_deliveries(self) -> None:
         """Before ``--once`` exits: the alerts it raised, within their time budget (a signal stops the wait)."""
+        if getattr(self, "_dispatcher", None) is None:
+            return  # nothing was handed over
         deadline = time.monotonic() + DELIVERY_WAIT
         while not self.shutdown and time.monotonic() < deadline:
             if self.dispatcher.drain(WAIT_SLICE):
@@ -209,6 +222,7 @@ class Command(OneLineErrorsCommand):
         results: queue.Queue[tuple[str, float, Fetched]] = queue.Queue()
         for provider in chosen:
             self.start_fetch(provider, results)
+        self.round_rules = Rules()
         failed = []
         pending = list(chosen)
         while pending:
@@ -223,7 +237,7 @@ class Command(OneLineErrorsCommand):
             self.stdout.write(f"{providers.NAMES[attempt.provider]}: {attempt.outcome} ({attempt.message})")
             if attempt.outcome != Outcome.OK:
                 failed.append(providers.NAMES[attempt.provider])
-        if not failed and not pending:
+        if not failed and not pending and settings.SYNTRACK_HEARTBEAT_URL:
             self.dispatcher.heartbeat()
         self.wait_for_deliveries()
         # Cron users only ever run --once: they get a slice of the daily prune too.
@@ -467,4 +481,21 @@ def migrations_missing_on_record() -> set[tuple[str, str]]:
             for _, name, is_package in pkgutil.iter_modules(getattr(module, "__path__", []))
             if not is_package and name[0] not in "_~"
         }
-    return on_disk - set(MigrationRecorder(connection).applied_migrations())
+    return on_disk - recorded_migrations()
+
+
+def recorded_migrations() -> set[tuple[str, str]]:
+    """What ``django_migrations`` lists; nothing when the table is not there yet (a new database).
+
+    Read directly: MigrationRecorder first looks the table up in the catalog,
+    a query dearer on PostgreSQL than the read itself. Any other error (a
+    database that cannot be reached) goes to the caller.
+    """
+    table = MigrationRecorder.Migration._meta.db_table
+    try:
+        return set(MigrationRecorder.Migration.objects.values_list("app", "name"))
+    except DatabaseError as e:
+        # PostgreSQL: relation "django_migrations" does not exist; SQLite: no such table: django_migrations.
+        if table in str(e):
+            return set()
+        raise
