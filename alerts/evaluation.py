@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -61,6 +61,12 @@ def evaluate(attempt: PollAttempt, now: datetime | None = None, rules: Rules | N
         with transaction.atomic():
             state.save()
     return state.alerts
+
+
+def unsent(within: timedelta) -> list[Alert]:
+    """Alerts of the last ``within`` that were never delivered anywhere, oldest first."""
+    since = timezone.now() - within
+    return list(Alert.objects.filter(at__gte=since, deliveries__isnull=True).order_by("at", "id"))
 
 
 @dataclass(frozen=True)
@@ -301,4 +307,4 @@ def _zone() -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "unsent"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -85,3 +86,23 @@ def test_poll_once_waits_for_a_few_alerts_worth_of_delivery_budget() -> None:
     from quotas.management.commands.poll import DELIVERY_WAIT
 
     assert DELIVERY_WAIT == 3 * BUDGET
+
+
+def test_a_restarted_poller_sends_the_alerts_of_the_last_hour_that_no_channel_got(synthetic_only, settings) -> None:
+    from alerts.models import Alert
+
+    fields = {"event": "threshold", "provider": "synthetic", "quota": "subscription", "level": "warning"}
+    Alert.objects.create(title="raised, then the poller stopped", message="m", **fields)
+    old = Alert.objects.create(title="too old to matter now", message="m", **fields)
+    Alert.objects.filter(pk=old.pk).update(at=timezone.now() - timedelta(hours=2))
+    with Receiver() as hook:
+        settings.SYNTRACK_NOTIFY_URLS = hook.url()
+        synthetic_only.get(SYNTHETIC_URL, body=synthetic_body(10))
+        out = io.StringIO()
+        call_command("poll", "--max-polls", "1", "--interval", "10", stdout=out, stderr=io.StringIO())
+        deadline = time.monotonic() + 10
+        while not hook.received and time.monotonic() < deadline:
+            time.sleep(0.05)  # the delivery thread sends it
+
+    assert "delivering 1 alert(s) raised before the restart" in out.getvalue()
+    assert [body["title"] for body in hook.json_bodies()] == ["raised, then the poller stopped"]

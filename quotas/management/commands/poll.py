@@ -10,6 +10,7 @@ import queue
 import signal
 import threading
 import time
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.apps import apps
@@ -40,6 +41,8 @@ logger = logging.getLogger("syntrack.poll")
 MIN_INTERVAL, MAX_INTERVAL = 10, 3600
 # How long `--once` waits for its alerts to be delivered: a few alerts' time budgets (alerts.delivery.BUDGET).
 DELIVERY_WAIT = 45.0
+# How old an alert that no channel got may be for a restarted poller to still send it.
+UNSENT_WITHIN = timedelta(hours=1)
 # Slices of every wait, so a signal is acted on well within 2 seconds.
 WAIT_SLICE = 0.25
 # How often the loop asks the database whether the daily prune is due (quotas.retention).
@@ -194,6 +197,16 @@ class Command(OneLineErrorsCommand):
         if raised and channels.configured():
             self.dispatcher.submit(raised)
 
+    def deliver_unsent(self) -> None:
+        """Alerts of the last hour that no channel got (the poller stopped before their delivery), sent now."""
+        try:
+            unsent = evaluation.unsent(UNSENT_WITHIN)
+            if unsent and channels.configured():
+                self.stdout.write(f"delivering {len(unsent)} alert(s) raised before the restart")
+                self.dispatcher.submit(unsent)
+        except DatabaseError as e:
+            logger.warning("cannot look for undelivered alerts: %s", _first_line(e))
+
     def heartbeat_after(self, ok: set[str], chosen: list[str]) -> set[str]:
         """Beat once every chosen provider has polled successfully since the last beat; what is still owed."""
         if ok >= set(chosen):
@@ -267,6 +280,7 @@ class Command(OneLineErrorsCommand):
         if closed:
             self.stdout.write(f"closed {closed} session(s) left open by an earlier run")
         sessions = {p: PollSession.objects.create(provider=p, interval_seconds=interval) for p in chosen}
+        self.deliver_unsent()
         names = ", ".join(providers.NAMES[p] for p in chosen)
         self.stdout.write(f"polling {names} every {interval} s (Ctrl-C to stop)")
 
