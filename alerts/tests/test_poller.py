@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import time
 from datetime import timedelta
 
@@ -106,3 +107,19 @@ def test_a_restarted_poller_sends_the_alerts_of_the_last_hour_that_no_channel_go
 
     assert "delivering 1 alert(s) raised before the restart" in out.getvalue()
     assert [body["title"] for body in hook.json_bodies()] == ["raised, then the poller stopped"]
+
+
+def test_an_unreachable_heartbeat_is_logged_and_polling_goes_on(synthetic_only, settings, caplog) -> None:
+    import socket
+
+    with socket.socket() as spare:  # a port nothing listens on
+        spare.bind(("127.0.0.1", 0))
+        port = spare.getsockname()[1]
+    settings.SYNTRACK_HEARTBEAT_URL = f"http://127.0.0.1:{port}/ping/secret-check-uuid"
+    synthetic_only.get(SYNTHETIC_URL, body=synthetic_body(10))
+
+    with caplog.at_level(logging.WARNING, logger="syntrack.alerts"):
+        poll_once()
+
+    assert "heartbeat failed: connection failed" in caplog.text
+    assert "secret-check-uuid" not in caplog.text
