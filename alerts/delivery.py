@@ -157,8 +157,8 @@ class Dispatcher:
             self._put(("alert", alert.pk))
 
     def heartbeat(self) -> None:
-        if settings.SYNTRACK_HEARTBEAT_URL:
-            self._put(("heartbeat", None))
+        """GET SYNTRACK_HEARTBEAT_URL in the thread (callers check it is set: they skip loading this module)."""
+        self._put(("heartbeat", None))
 
     def _put(self, job: tuple[str, int | None]) -> None:
         with self.lock:

@@ -53,7 +53,7 @@ def evaluate(attempt: PollAttempt, now: datetime | None = None, rules: Rules | N
     state = _State(attempt.provider, now, rules or Rules())
     state.load()
     state.provider_events(attempt)
-    if attempt.outcome == Outcome.OK and attempt.snapshot_id is not None and attempt.snapshot is not None:
+    if attempt.outcome == Outcome.OK and attempt.snapshot_id is not None:
         for reading, quota in numbers.snapshot_quotas(attempt.snapshot, now):
             if not quota["hidden"] and quota["percent"] is not None:
                 state.quota_events(_Quota.of(reading.cycle_id, quota))

@@ -122,7 +122,7 @@ def history(provider: str, range_key: str, now: datetime | None = None, source: 
     roll-ups: their buckets are whole roll-ups, aligned on the epoch, so the
     cost follows the points returned, not the readings stored; a web worker
     remembers the points of the buckets that can no longer change
-    (``_rollup_series``) and ranks only the newest ones again. ``source``
+    (``_from_rollups``) and ranks only the newest ones again. ``source``
     ("readings" or "rollups") forces one path for those ranges: the tests
     check both give the same answer.
     """
@@ -419,7 +419,7 @@ SETTLE_SECONDS = 120
 
 
 class _SettledBuckets:
-    """Per process, the points of settled chart buckets (see ``_rollup_series``), a few ranges' worth.
+    """Per process, the points of settled chart buckets (see ``_from_rollups``), a few ranges' worth.
 
     Keyed by the database, the range's bounds and bucket width, and the
     highest id and the number of the roll-ups in it: roll-ups are only ever
