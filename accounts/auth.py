@@ -1,4 +1,4 @@
-"""Authentication of the JSON API: the session cookie, or HTTP Basic Auth.
+"""Authentication of the JSON API: the session cookie, HTTP Basic Auth, or a read-only token.
 
 Basic credentials are verified once with the password hasher and remembered
 in-process for ``BASIC_CACHE_SECONDS``, keyed by an HMAC of the credentials
@@ -22,11 +22,13 @@ from functools import wraps
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
-from accounts import throttle
+from accounts import throttle, tokens
+from accounts.models import ApiToken
 
 BASIC_CACHE_SECONDS = 60.0
 BASIC_CACHE_SIZE = 256
@@ -159,19 +161,49 @@ def _csrf_failure(request: HttpRequest) -> HttpResponse | None:
     return error("CSRF check failed: send the csrftoken cookie's value in the X-CSRFToken header", 403)
 
 
-def api_auth(view: View) -> View:
-    """Let a request through with a session or Basic credentials; JSON 401 otherwise.
+def token_login(request: HttpRequest, token: str) -> ApiToken | HttpResponse:
+    """The read-only token ``token`` is, or the 401/403/429 response to send.
 
-    Basic Auth wins when both are present. Session-authenticated writes need
-    the CSRF token; Basic-authenticated ones do not (no browser sends them on
-    its own). ``request.auth_method`` tells the view which one it was.
+    Unknown tokens count as failed logins of the address (guessing is
+    throttled like passwords); a known one opens safe methods only.
+    """
+    address = throttle.address_of(request)
+    seconds = throttle.locked_for(address)
+    if seconds is not None:
+        return locked_out(seconds)
+    row = tokens.find(token)
+    if row is None:
+        seconds = throttle.record_failure(address)
+        return locked_out(seconds) if seconds is not None else unauthorized("unknown or revoked API token")
+    if request.method not in SAFE_METHODS:
+        return error("API tokens are read-only: sign in to change anything", 403)
+    return row
+
+
+def api_auth(view: View) -> View:
+    """Let a request through with a session, Basic credentials or a read-only token; JSON 401 otherwise.
+
+    A token (``Authorization: Bearer stk_…``) opens safe methods only (403
+    JSON on writes); ``request.user`` then stays anonymous and
+    ``request.api_token`` says which token it was. Basic Auth wins over a
+    session when both are present. Session-authenticated writes need the
+    CSRF token; Basic-authenticated ones do not (no browser sends them on its
+    own). ``request.auth_method`` tells the view which one it was.
     """
 
     @csrf_exempt
     @wraps(view)
     def wrapped(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-        credentials = basic_credentials(request)
-        if credentials is not None:
+        token = tokens.bearer(request)
+        credentials = basic_credentials(request) if token is None else None
+        if token is not None:
+            result = token_login(request, token)
+            if isinstance(result, HttpResponse):
+                return result
+            request.user = AnonymousUser()
+            request.api_token = result
+            request.auth_method = "token"
+        elif credentials is not None:
             result = basic_login(request, *credentials)
             if isinstance(result, HttpResponse):
                 return result

@@ -19,6 +19,8 @@ class UserManager(DjangoUserManager):
 
 
 class User(AbstractUser):
+    """A dashboard user: staff users are admins, the others viewers (accounts.roles)."""
+
     # True while the password is the one the admin bootstrap set: from
     # SYNTRACK_ADMIN_PASS, or generated because that was empty. Any change
     # made inside the product (dashboard, API, `manage.py changepassword`)
@@ -29,6 +31,11 @@ class User(AbstractUser):
     # decided when it is set: the warning, the banner and `serve` read this flag
     # instead of hashing candidates at every command start.
     password_is_default = models.BooleanField(default=False, editable=False)
+    # The display settings this user changed (quotas.preferences: timezone,
+    # hidden_insights, theme). A key absent follows the global `Setting`
+    # rows, which held everyone's choice before settings were per user: an
+    # older install's users keep it until they choose their own.
+    display = models.JSONField(default=dict, blank=True, editable=False)
 
     objects = UserManager()
 
@@ -52,3 +59,28 @@ class LoginThrottle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.address}: {self.failures} failures"
+
+
+class ApiToken(models.Model):
+    """A read-only API token (``stk_…``): GET on /api/* and /metrics, for scripts and Prometheus.
+
+    Only a SHA-256 digest of the token is stored: tokens are 256 random bits,
+    so a fast hash is enough and a lookup is one indexed query. ``prefix``
+    (the first characters) lets people tell their tokens apart.
+    """
+
+    name = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=12, editable=False)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

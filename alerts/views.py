@@ -1,8 +1,12 @@
-"""``/settings/``: alert channels, events and threshold levels; plain forms, each posting back here.
+"""``/settings/``: alert channels, events, threshold levels and API tokens; plain forms, each posting back here.
+
+Admins only (accounts.roles): a viewer gets a 403 page, for the page and every POST.
 
 Every POST names its ``action``; a good one redirects back with a message
 (post/redirect/get), a bad one renders the page again with the form's errors.
-A channel's URL never comes back to the page: only its masked name.
+A channel's URL never comes back to the page: only its masked name. A new
+API token is the one answer that is not a redirect: it is shown on the page
+rendered by that POST, once, and exists nowhere else afterwards.
 """
 
 from __future__ import annotations
@@ -12,8 +16,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
+from accounts import tokens
+from accounts.forms import TokenForm
+from accounts.models import ApiToken
+from accounts.roles import admin_only
 from alerts import channels
 from alerts.delivery import send
 from alerts.forms import ChannelForm, EventsForm, ThresholdsForm
@@ -26,6 +35,8 @@ TEST_BODY = "This channel receives SynTrack's quota alerts."
 
 
 @login_required
+@admin_only
+@never_cache
 @require_http_methods(["GET", "POST"])
 def settings_page(request: HttpRequest) -> HttpResponse:
     quotas = known_quotas()
@@ -33,7 +44,9 @@ def settings_page(request: HttpRequest) -> HttpResponse:
         "channel_form": ChannelForm(),
         "events_form": EventsForm(),
         "thresholds_form": ThresholdsForm(quotas),
+        "token_form": TokenForm(),
     }
+    shown = {}
     if request.method == "POST":
         action = request.POST.get("action", "")
         handler = ACTIONS.get(action)
@@ -41,9 +54,12 @@ def settings_page(request: HttpRequest) -> HttpResponse:
             messages.error(request, "Unknown action.")
             return HttpResponseRedirect(request.path)
         done = handler(request, forms, quotas)
-        if done:
+        if isinstance(done, dict):
+            shown, status = done, 200  # something to show once: no redirect
+        elif done:
             return HttpResponseRedirect(request.path)
-        status = 400
+        else:
+            status = 400
     else:
         status = 200
     levels = forms["thresholds_form"]
@@ -59,6 +75,8 @@ def settings_page(request: HttpRequest) -> HttpResponse:
         "heartbeat": channels.mask(django_settings.SYNTRACK_HEARTBEAT_URL)
         if django_settings.SYNTRACK_HEARTBEAT_URL
         else "",
+        "tokens": ApiToken.objects.all(),
+        **shown,
     }
     return render(request, "alerts/settings.html", context, status=status)
 
@@ -130,6 +148,29 @@ def save_thresholds(request: HttpRequest, forms: dict, quotas: list) -> bool:
     return True
 
 
+def create_token(request: HttpRequest, forms: dict, quotas: list) -> bool | dict:
+    form = forms["token_form"] = TokenForm(request.POST)
+    if not form.is_valid():
+        return False
+    try:
+        row, token = tokens.create(form.cleaned_data["name"], by=request.user)
+    except tokens.TokenError as e:
+        form.add_error("name", str(e)[:1].upper() + str(e)[1:])
+        return False
+    return {"new_token": token, "new_token_name": row.name}
+
+
+def revoke_token(request: HttpRequest, forms: dict, quotas: list) -> bool:
+    pk = request.POST.get("token", "")
+    row = ApiToken.objects.filter(pk=int(pk)).first() if pk.isdigit() else None
+    if row is None:
+        messages.error(request, "That token is no longer on the list.")
+    else:
+        row.delete()
+        messages.success(request, f"Revoked the token {row.name}.")
+    return True
+
+
 ACTIONS = {
     "add_channel": add_channel,
     "toggle_channel": toggle_channel,
@@ -137,6 +178,8 @@ ACTIONS = {
     "test_channel": test_channel,
     "save_events": save_events,
     "save_thresholds": save_thresholds,
+    "create_token": create_token,
+    "revoke_token": revoke_token,
 }
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
+from django.contrib.sessions.backends.db import SessionStore
 from django.test import Client
 
 from accounts.models import User
@@ -127,3 +129,19 @@ def test_logout_ends_only_this_session(user: User) -> None:
     two.force_login(user)
     one.post("/logout/")
     assert two.get("/api/settings").status_code == 200
+
+
+def test_signing_in_gives_a_new_session_key(client: Client, user: User) -> None:
+    """No session fixation: a key planted before the login is not the one that gets signed in."""
+    planted = SessionStore()
+    planted["seen"] = True
+    planted.create()
+    client.cookies[settings.SESSION_COOKIE_NAME] = planted.session_key
+
+    response = client.post("/login/", {"username": "alice", "password": PASSWORD})
+
+    assert response.status_code == 302
+    signed_in = client.cookies[settings.SESSION_COOKIE_NAME].value
+    assert signed_in != planted.session_key
+    assert not SessionStore().exists(planted.session_key)
+    assert client.session["_auth_user_id"] == str(user.pk)

@@ -21,7 +21,8 @@ SECRET = "tk-0a1b2c3d4e5f6a7b"
 @pytest.fixture
 def ui(client: Client, settings) -> Client:
     settings.SYNTRACK_NOTIFY_URLS = ""
-    client.force_login(User.objects.create_user("owner", password="a-long-passw0rd"))
+    # The settings page is for admins (staff users) only: accounts.roles.
+    client.force_login(User.objects.create_user("owner", password="a-long-passw0rd", is_staff=True))
     return client
 
 
