@@ -18,14 +18,17 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
+from django.views.decorators.csrf import csrf_exempt
 
 from accounts.auth import api_auth, error
 from lib.timefmt import isostring
-from quotas import forms, numbers, pollnow, preferences, reports
+from quotas import dbhealth, forms, numbers, pollnow, preferences, reports
 from quotas.history import history as build_history
 from quotas.insights import insights as build_insights
 
 MAX_BODY = 64 * 1024
+# A 503's Retry-After: the database busy (syntrack_site.api_errors) or not taking writes.
+RETRY_AFTER_SECONDS = 5
 
 View = Callable[..., HttpResponse]
 
@@ -97,21 +100,32 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonR
     return error("not found", 404)
 
 
-def server_error(request: HttpRequest) -> JsonResponse:
-    """An unexpected error under /api/ (handler500 sends it here); the details go to the log only."""
-    return error("internal error", 500)
-
-
+# Exempt: it writes nothing, and another method must get the JSON 405, not the CSRF failure page.
+@csrf_exempt
 @methods("GET")
 def status(request: HttpRequest) -> JsonResponse:
-    """Unauthenticated health check for monitoring: the database answers."""
+    """Unauthenticated health check for monitoring: the database answers, and takes a write promptly.
+
+    503 ``"status": "error"`` when it does not answer; 503 ``"status": "degraded"``
+    when it answers reads but a write would wait or fail (quotas.dbhealth).
+    """
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except DatabaseError:
-        return answer({"status": "error", "error": "database unavailable"}, status=503)
+        body = {"status": "error", "database": "unavailable", "writable": False, "error": "database unavailable"}
+        return _retry_later(answer(body, status=503))
+    problem = dbhealth.write_problem()
+    if problem is not None:
+        body = {"status": "degraded", "database": "ok", "writable": False, "error": problem}
+        return _retry_later(answer(body, status=503))
     return answer({"status": "ok"})
+
+
+def _retry_later(response: JsonResponse) -> JsonResponse:
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 @methods("GET")
@@ -161,7 +175,7 @@ def insights(request: HttpRequest) -> JsonResponse:
     chosen = _validated(form)
     if isinstance(chosen, JsonResponse):
         return chosen
-    hidden = preferences.hidden_insights()
+    hidden = preferences.hidden_insights(request.user)
     bodies = {provider: build_insights(provider, form.cleaned_data["range"], hidden=hidden) for provider in chosen}
     return answer(bodies if form.both else bodies[chosen[0]])
 
@@ -189,10 +203,10 @@ def polls(request: HttpRequest) -> JsonResponse:
 def settings(request: HttpRequest) -> JsonResponse:
     if request.method == "PUT":
         try:
-            return answer(preferences.update(json_body(request)))
+            return answer(preferences.update(json_body(request), request.user))
         except ValueError as e:  # InvalidPreference is one
             return error(str(e), 400)
-    return answer(preferences.read())
+    return answer(preferences.read(request.user))
 
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -224,6 +238,11 @@ def _poll_parameters(request: HttpRequest) -> dict:
     return data
 
 
+# Open to viewers too (accounts.roles): it changes no setting and no data, it
+# only brings forward a poll the poller makes anyway. Requests are coalesced
+# (one row per provider) and the poller still honours each provider's backoff
+# and Retry-After, so a viewer cannot make SynTrack call an upstream more often
+# than it would. Tokens stay read-only (api_auth).
 @methods("POST")
 @api_auth
 def poll(request: HttpRequest) -> JsonResponse:

@@ -8,7 +8,8 @@ from django.urls import path
 from accounts import views as accounts_views
 from alerts import api as alerts_api
 from alerts import views as alerts_views
-from quotas import api
+from quotas import api, api_tools, openapi
+from quotas import metrics as quotas_metrics
 from quotas import views as quotas_views
 
 admin.site.site_header = "SynTrack"
@@ -16,6 +17,8 @@ admin.site.site_title = "SynTrack admin"
 admin.site.index_title = "Quota data"
 
 # JSON under /api/, HTML elsewhere (syntrack_site.errors).
+handler400 = "syntrack_site.errors.bad_request"
+handler403 = "syntrack_site.errors.permission_denied"
 handler404 = "syntrack_site.errors.not_found"
 handler500 = "syntrack_site.errors.server_error"
 
@@ -48,6 +51,10 @@ urlpatterns = [
     path("api/poll", api.poll, name="api-poll"),
     path("api/settings", api.settings, name="api-settings"),
     path("api/alerts", alerts_api.alerts, name="api-alerts"),
+    path("api/export", api_tools.export_view, name="api-export"),
+    path("api/guard", api_tools.guard_view, name="api-guard"),
+    path("api/openapi.json", openapi.openapi_view, name="api-openapi"),
     path("settings/", alerts_views.settings_page, name="settings"),
     path("api/password", accounts_views.password, name="api-password"),
+    path("metrics", quotas_metrics.metrics, name="metrics"),
 ]
