@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import logging
+from dataclasses import dataclass, fields
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
@@ -19,8 +21,28 @@ logger = logging.getLogger("syntrack.poll")
 MAX_BACKOFF_FACTOR = 8
 
 
+@dataclass
+class Received(Fetched):
+    """A fetch result stamped with the moment its answer came."""
+
+    received_at: datetime | None = None
+
+    @classmethod
+    def now(cls, fetched: Fetched) -> Received:
+        """``fetched``, stamped now: call it as the fetch returns."""
+        return cls(**{f.name: getattr(fetched, f.name) for f in fields(Fetched)}, received_at=timezone.now())
+
+
+def received_at(fetched: Fetched) -> datetime | None:
+    return fetched.received_at if isinstance(fetched, Received) else None
+
+
 def store(fetched: Fetched, session: PollSession | None = None) -> PollAttempt:
     """Write one poll's outcome in a single transaction and return its attempt.
+
+    Everything written (snapshot, readings, attempt, the session's last
+    success) is stamped with when the answer came, for a ``Received`` fetch,
+    else now: the write may wait (a lock, a slow disk), the figures do not.
 
     1. A parsed payload becomes a snapshot (raw body compressed), one reading
        per window, and updates of the reset cycles and the roll-ups.
@@ -33,14 +55,13 @@ def store(fetched: Fetched, session: PollSession | None = None) -> PollAttempt:
     saved = _session_state(session)
     try:
         with transaction.atomic():
-            return _store(fetched, session)
+            return _store(fetched, session, received_at(fetched) or timezone.now())
     except BaseException:
         _restore_session_state(session, saved)
         raise
 
 
-def _store(fetched: Fetched, session: PollSession | None) -> PollAttempt:
-    at = timezone.now()
+def _store(fetched: Fetched, session: PollSession | None, at: datetime) -> PollAttempt:
     snapshot = None
     if fetched.parsed is not None:
         parsed = fetched.parsed

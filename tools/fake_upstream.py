@@ -18,11 +18,23 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import gzip
 import json
+import math
+import os
+import random
+import select
+import socket
+import struct
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+TOOL_CALLS_WRAP = 900
 
 
 class State:
@@ -42,6 +54,15 @@ class State:
         self.started = datetime.now(UTC)
         # Percent of their limits Synthetic's subscription and Z.ai's 5-hour window report, or None.
         self.pinned: float | None = None
+        # Injected faults (tools/soak.py): provider -> the FAULTS mode of the next answer, or None
+        # for none; each answer's (provider, mode) is appended to ``served``, in order.
+        self.fault: Callable[[str], str] | None = None
+        self.served: list[tuple[str, str]] = []
+        # What "now" is in the answers (the soak's simulated clock); None: the real clock.
+        self.clock: Callable[[], datetime] | None = None
+
+    def now(self) -> datetime:
+        return self.clock() if self.clock is not None else datetime.now(UTC)
 
     def arrive(self) -> None:
         with self.lock:
@@ -57,7 +78,7 @@ class State:
             self.synthetic_calls += 1
             n = self.synthetic_calls
         in_window = n % self.reset_every
-        now = datetime.now(UTC)
+        now = self.now()
         pinned = self.pinned
         # Pinned usage keeps one window: only a drop in usage starts another.
         renews = self.window_end(n, timedelta(hours=5)) if pinned is None else self.started + timedelta(hours=5)
@@ -98,6 +119,8 @@ class State:
             self.zai_calls += 1
             n = self.zai_calls
         in_window = n % self.reset_every
+        # The monthly tool calls count up from 60 and start over past 900 calls: never above the 1000 allowed.
+        tool_n = n % TOOL_CALLS_WRAP
         ms = lambda d: int(d.timestamp() * 1000)  # noqa: E731
         kind = "CREDIT_LIMIT" if self.zai_shape == "v3" else "TOKENS_LIMIT"
         cap_5h, cap_week = (2000, 10000) if kind == "CREDIT_LIMIT" else (80_000_000, 400_000_000)
@@ -133,18 +156,212 @@ class State:
                     "unit": 5,
                     "number": 1,
                     "usage": 1000,
-                    "currentValue": 60 + n,
-                    "remaining": 940 - n,
+                    "currentValue": 60 + tool_n,
+                    "remaining": 940 - tool_n,
                     "percentage": 6,
                     "nextResetTime": ms(self.started + timedelta(days=30)),
                     "usageDetails": [
-                        {"modelCode": "search-prime", "usage": 30 + n},
+                        {"modelCode": "search-prime", "usage": 30 + tool_n},
                         {"modelCode": "web-reader", "usage": 20},
                         {"modelCode": "zread", "usage": 10},
                     ],
                 }
             )
         return {"code": 200, "msg": "Operation successful", "success": True, "data": {"limits": limits, "level": "pro"}}
+
+
+# What the fake can answer instead of a good payload (State.fault), and the poll outcome each must
+# give: "extra" is a good payload with an unknown key (ok, flagged as drift, a usable snapshot),
+# "drift" a payload without any known quota (an unusable snapshot), "truncated" a body cut short
+# by a dropped connection (its Content-Length promised more).
+FAULTS = {
+    "ok": "ok",
+    "extra": "ok",
+    "500": "server_error",
+    "502": "server_error",
+    "503": "server_error",
+    "429": "rate_limited",
+    "401": "unauthorized",
+    "invalid_json": "invalid_response",
+    "html": "invalid_response",
+    "empty": "invalid_response",
+    "truncated": "network_error",
+    "drift": "drift",
+}
+RETRY_AFTER = "30"
+
+
+def random_faults(seed: int, share: float = 0.3) -> Callable[[str], str]:
+    """A seeded fault schedule for ``State.fault``: a fault (any but "ok", evenly) on ``share`` of the answers."""
+    rng = random.Random(seed)
+    faults = sorted(set(FAULTS) - {"ok"})
+    lock = threading.Lock()
+
+    def pick(provider: str) -> str:
+        with lock:
+            return rng.choice(faults) if rng.random() < share else "ok"
+
+    return pick
+
+
+# Faults for scripted runs only (quotas/tests/test_upstream_faults.py), with the poll outcome each
+# must give. Never in FAULTS: random_faults (tools/soak.py) keeps its set and its speed, and some of
+# these hold a request for the client's whole deadline.
+SCRIPTED_FAULTS = {
+    "hang": "network_error",  # reads the request, never answers
+    "trickle_headers": "network_error",  # the status line and headers, 1 byte a second
+    "trickle_body": "network_error",  # a good payload, 1 byte a second
+    "reset": "network_error",  # half of a good payload, then a TCP reset
+    "big_body": "invalid_response",  # a good payload padded to 10 MB, its Content-Length says so
+    "big_body_unsized": "invalid_response",  # the same without Content-Length, until the connection closes
+    "gzip_bomb": "invalid_response",  # ~1 MB of gzip (Content-Encoding) inflating to over 1 GiB
+    "html_key": "invalid_response",  # an HTML error page quoting the Authorization header it got
+    # Z.ai's errors inside an HTTP 200 (upstream-apis.md §1.2, §3.3)
+    "zai_1001": "unauthorized",
+    "zai_401": "unauthorized",
+    "zai_1113": "unauthorized",
+    "zai_1302": "rate_limited",
+    "zai_500": "server_error",
+}
+# An impossible figure inside an otherwise good payload (raw JSON NaN/Infinity for the floats): in one
+# Synthetic window (the poll is ok, the window left out and flagged), in every Z.ai window (drift).
+NUMBER_FAULTS: dict[str, object] = {
+    "nan": math.nan,
+    "infinity": math.inf,
+    "nan_text": "NaN",
+    "huge": 1e308,
+    "negative": -5,
+}
+# Where each number fault goes in Synthetic's payload (block path, field); Z.ai: every currentValue.
+SYNTHETIC_NUMBER_FIELDS = {
+    "nan": (("subscription",), "requests"),
+    "infinity": (("rollingFiveHourLimit",), "remaining"),
+    "nan_text": (("weeklyTokenLimit",), "remainingCredits"),
+    "huge": (("freeToolCalls",), "limit"),
+    "negative": (("search", "hourly"), "requests"),
+}
+ZAI_ERRORS = {
+    "zai_1001": {"code": 1001, "msg": "Authorization Token missing or invalid", "success": False},
+    "zai_401": {"code": 401, "msg": "token expired or incorrect", "success": False, "data": None},
+    "zai_1113": {"code": 1113, "msg": "当前用户不存在coding plan", "success": False, "data": None},
+    "zai_1302": {"code": 1302, "msg": "Rate limit reached for requests", "success": False, "data": None},
+    "zai_500": {"code": 500, "msg": "Internal server error", "success": False, "data": None},
+}
+BIG_BODY_BYTES = 10 * 1024 * 1024
+BOMB_INFLATED_BYTES = (1 << 30) + (1 << 20)
+TRICKLE_SECONDS = 1.0
+# The page html_key serves; the handler puts the request's Authorization header in its place.
+AUTHORIZATION_PLACEHOLDER = b"{authorization}"
+
+
+class Script:
+    """Scripted answers for ``State.fault``: each provider's modes in order, then ``then`` for ever.
+
+    ``log`` lists every answer chosen as (provider, mode, wall-clock time of the request).
+    """
+
+    def __init__(self, sequences: dict[str, list[str]], then: str = "ok") -> None:
+        self.pending = {provider: list(modes) for provider, modes in sequences.items()}
+        self.then = then
+        self.lock = threading.Lock()
+        self.log: list[tuple[str, str, float]] = []
+
+    def __call__(self, provider: str) -> str:
+        with self.lock:
+            queue = self.pending.get(provider)
+            mode = queue.pop(0) if queue else self.then
+            self.log.append((provider, mode, time.time()))
+        return mode
+
+    def requests(self, provider: str) -> list[tuple[str, float]]:
+        """(mode, time) of each request ``provider`` made, in order."""
+        with self.lock:
+            return [(mode, at) for p, mode, at in self.log if p == provider]
+
+
+def scripted_faults(sequences: dict[str, list[str]], then: str = "ok") -> Script:
+    """A per-provider scripted fault sequence for ``State.fault``, e.g. ``{"zai": ["500", "500", "ok"]}``."""
+    return Script(sequences, then)
+
+
+def _scripted_answer(state: State, provider: str, mode: str) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body of a SCRIPTED_FAULTS or NUMBER_FAULTS answer (the handler delivers some specially)."""
+    json_type = {"Content-Type": "application/json"}
+    if mode in ZAI_ERRORS:
+        return 200, json_type, json.dumps(ZAI_ERRORS[mode], ensure_ascii=False).encode()
+    if mode == "html_key":
+        page = b"<html><body><h1>401</h1><p>Rejected credentials: " + AUTHORIZATION_PLACEHOLDER + b"</p></body></html>"
+        return 200, {"Content-Type": "text/html"}, page
+    good = state.synthetic() if provider == "synthetic" else state.zai()
+    if mode in NUMBER_FAULTS:
+        return 200, json_type, json.dumps(_with_bad_number(good, provider, NUMBER_FAULTS[mode], mode)).encode()
+    if mode in ("big_body", "big_body_unsized"):
+        # Valid JSON, a good payload but for its size: only the body cap keeps it out.
+        data = json.dumps(good).encode()
+        padding = b"x" * (BIG_BODY_BYTES - len(data))
+        return 200, json_type, data[:-1] + b', "padding": "' + padding + b'"}'
+    if mode == "gzip_bomb":
+        return 200, {**json_type, "Content-Encoding": "gzip"}, _gzip_bomb(json.dumps(good).encode())
+    if mode in ("hang", "trickle_headers", "trickle_body", "reset"):
+        return 200, json_type, json.dumps(good).encode()
+    raise ValueError(f"unknown fault mode {mode!r}")
+
+
+def _with_bad_number(body: dict, provider: str, value: object, mode: str) -> dict:
+    if provider == "synthetic":
+        path, name = SYNTHETIC_NUMBER_FIELDS[mode]
+        block = body
+        for key in path:
+            block = block[key]
+        block[name] = value
+    else:
+        for limit in body["data"]["limits"]:
+            limit["currentValue"] = value
+    return body
+
+
+@functools.cache
+def _spaces_member() -> bytes:
+    return gzip.compress(b" " * (1 << 20), 9)
+
+
+def _gzip_bomb(payload: bytes) -> bytes:
+    """``payload`` then over 1 GiB of spaces (still valid JSON), gzipped: members of 1 MiB each, ~1 KB apiece."""
+    return gzip.compress(payload) + _spaces_member() * (BOMB_INFLATED_BYTES >> 20)
+
+
+def faulty_answer(state: State, provider: str, mode: str) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body of one answer in fault ``mode`` (see FAULTS)."""
+    json_type = {"Content-Type": "application/json"}
+    if mode in ("ok", "extra"):
+        body = state.synthetic() if provider == "synthetic" else state.zai()
+        if mode == "extra":
+            if provider == "synthetic":
+                body["betaLimit"] = {"limit": 5, "requests": 1}
+            else:
+                body["data"]["betaField"] = {"enabled": True}
+        return 200, json_type, json.dumps(body).encode()
+    if mode in ("500", "502", "503"):
+        return int(mode), json_type, b'{"error": "upstream trouble"}'
+    if mode == "429":
+        return 429, {**json_type, "Retry-After": RETRY_AFTER}, b'{"error": "slow down"}'
+    if mode == "401":
+        return 401, json_type, b'{"error": "Invalid API key"}'
+    if mode == "invalid_json":
+        return 200, json_type, b'{"subscription": {"limit": 1350, "requests": '
+    if mode == "html":
+        return 200, {"Content-Type": "text/html"}, b"<html><body><h1>Service Unavailable</h1></body></html>"
+    if mode == "empty":
+        return 200, json_type, b""
+    if mode == "truncated":  # the whole body: the handler sends half of it
+        return 200, json_type, json.dumps({"subscription": {"limit": 1350, "requests": 0, "renewsAt": None}}).encode()
+    if mode == "drift":
+        if provider == "synthetic":
+            return 200, json_type, json.dumps({"credits": {"balance": 3, "currency": "usd"}}).encode()
+        return 200, json_type, json.dumps({"code": 200, "success": True, "data": {"quotaList": []}}).encode()
+    if mode in SCRIPTED_FAULTS or mode in NUMBER_FAULTS:
+        return _scripted_answer(state, provider, mode)
+    raise ValueError(f"unknown fault mode {mode!r}")
 
 
 def _iso(moment: datetime) -> str:
@@ -157,6 +374,9 @@ def make_handler(state: State):
             state.arrive()
             if state.delay and state.stopping.wait(state.delay):
                 return  # the server is shutting down
+            if state.fault is not None and self.path.endswith(("/v2/quotas", "/monitor/usage/quota/limit")):
+                self.answer_fault("synthetic" if self.path.endswith("/v2/quotas") else "zai")
+                return
             if self.path.endswith("/v2/quotas"):
                 body = state.synthetic()
             elif self.path.endswith("/monitor/usage/quota/limit"):
@@ -176,6 +396,86 @@ def make_handler(state: State):
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+        def answer_fault(self, provider: str) -> None:
+            mode = state.fault(provider)
+            with state.lock:
+                state.served.append((provider, mode))
+            status_code, headers, data = faulty_answer(state, provider, mode)
+            if mode in self.SPECIAL_DELIVERIES:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    getattr(self, self.SPECIAL_DELIVERIES[mode])(status_code, headers, data)
+                return
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.send_response(status_code)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                if mode == "truncated":
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
+                    data = data[: len(data) // 2]
+                self.end_headers()
+                self.wfile.write(data)
+
+        # SCRIPTED_FAULTS answers that are more than a status, headers and a body.
+        SPECIAL_DELIVERIES = {
+            "hang": "hang",
+            "trickle_headers": "trickle_headers",
+            "trickle_body": "trickle_body",
+            "reset": "reset_mid_body",
+            "big_body_unsized": "unsized",
+            "html_key": "echo_authorization",
+        }
+
+        def head(self, status_code: int, headers: dict[str, str], length: int | None) -> bytes:
+            lines = [f"HTTP/1.0 {status_code} {self.responses.get(status_code, ('',))[0]}"]
+            lines += [f"{name}: {value}" for name, value in headers.items()]
+            if length is not None:
+                lines.append(f"Content-Length: {length}")
+            return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+        def trickle(self, data: bytes) -> None:
+            """``data`` a byte at a time, one a second, until done, the client gone or the server stopping."""
+            for i in range(len(data)):
+                self.wfile.write(data[i : i + 1])
+                if state.stopping.wait(TRICKLE_SECONDS):
+                    return
+
+        def hang(self, status_code: int, headers: dict[str, str], data: bytes) -> None:
+            # Nothing at all, until the client hangs up (a read of its end says so) or the server stops.
+            deadline = time.monotonic() + 120
+            while not state.stopping.is_set() and time.monotonic() < deadline:
+                readable, _, _ = select.select([self.connection], [], [], 0.25)
+                if readable and not self.connection.recv(1):
+                    return
+
+        def trickle_headers(self, status_code: int, headers: dict[str, str], data: bytes) -> None:
+            self.trickle(self.head(status_code, headers, len(data)))
+            self.close_connection = True
+
+        def trickle_body(self, status_code: int, headers: dict[str, str], data: bytes) -> None:
+            self.wfile.write(self.head(status_code, headers, len(data)))
+            self.trickle(data)
+            self.close_connection = True
+
+        def reset_mid_body(self, status_code: int, headers: dict[str, str], data: bytes) -> None:
+            self.wfile.write(self.head(status_code, headers, len(data)) + data[: len(data) // 2])
+            time.sleep(0.2)  # the half arrives first; then a reset (RST), not an orderly end (FIN)
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            os.close(self.connection.detach())
+            self.close_connection = True
+
+        def unsized(self, status_code: int, headers: dict[str, str], data: bytes) -> None:
+            # HTTP/1.0 without Content-Length: the body ends where the connection does.
+            self.wfile.write(self.head(status_code, headers, None))
+            self.wfile.write(data)
+            self.close_connection = True
+
+        def echo_authorization(self, status_code: int, headers: dict[str, str], data: bytes) -> None:
+            data = data.replace(AUTHORIZATION_PLACEHOLDER, (self.headers.get("Authorization") or "").encode())
+            self.wfile.write(self.head(status_code, headers, len(data)) + data)
+            self.close_connection = True
 
         def do_PUT(self) -> None:
             """``/fake/usage?percent=P``: pin the usage the answers report (no percent: let it grow again)."""

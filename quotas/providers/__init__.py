@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import ModuleType
@@ -63,6 +63,7 @@ def fetch(provider: str) -> Fetched:
     except http.HttpError as e:
         return Fetched(provider, None, PollFailure(e.kind, redact(str(e), [key])), None, None)
 
+    response = masked_body(response, key)
     try:
         parsed = interpret(adapter, response)
     except PollFailure as failure:
@@ -70,6 +71,28 @@ def fetch(provider: str) -> Fetched:
         body = response.body if failure.outcome == "drift" else None
         return Fetched(provider, None, failure, body, response.latency_ms)
     return Fetched(provider, parsed, None, response.body, response.latency_ms)
+
+
+# A key shorter than this is no real key, and masking it could mangle ordinary payload text.
+MIN_MASKED_KEY = 8
+
+
+def masked_body(response: http.Response, key: str) -> http.Response:
+    """``response`` with the key masked in its body (an error page echoing the Authorization header).
+
+    Before anything reads the body (issue 10): failure messages quote it cut
+    short (an 80-character excerpt, a 200-character ``msg``, 500 in all), and
+    redacting a message afterwards misses a key cut in two, whose first part
+    then reached the poll history and the log. Drift keeps the body, masked too.
+    """
+    if len(key) < MIN_MASKED_KEY:
+        return response
+    # surrogateescape: any bytes, valid UTF-8 or not, come back exactly as they were.
+    text = response.body.decode("utf-8", "surrogateescape")
+    masked = redact(text, [key])
+    if masked == text:
+        return response
+    return replace(response, body=masked.encode("utf-8", "surrogateescape"))
 
 
 def interpret(adapter: ModuleType, response: http.Response) -> Parsed:

@@ -28,6 +28,17 @@ MAX_UNIT = 16
 MAX_PLAN = 64
 MAX_MESSAGE = 500
 
+# Sane ranges of what a window may report; beyond them the window is drift, not data
+# (issue 10: one "percentage": 1e308 took the charts down, a negative limit faked a reset).
+# - Amounts (used, limit, remaining, in requests, calls, tokens, credits or USD): finite, never
+#   negative (Z.ai's `remaining` "goes to 0 and never negative", Synthetic reports `remaining: 0`
+#   when limited), and below 1e15: the largest real budget is Z.ai's weekly 4e8 tokens, so this
+#   is millions of times any plan, yet sums of a year of readings stay far from float overflow.
+# - Shares (percent used, Synthetic's percentRemaining): within [0, 1000]. Usage may pass the
+#   limit (Z.ai: 200,112,618 of 200,000,000 is 100.06 %), but not tenfold.
+MAX_AMOUNT = 1e15
+MAX_PERCENT = 1000.0
+
 
 class PollFailure(Exception):
     """A poll that yielded no usable quota, with its outcome kind."""
@@ -95,6 +106,20 @@ class Parsed:
     unknown: list[str] = field(default_factory=list)
 
 
+class OutOfRange(ValueError):
+    """A window reported an impossible number: the window is drift (see MAX_AMOUNT, MAX_PERCENT)."""
+
+    def __init__(self, field: str, value: Any) -> None:
+        super().__init__(field, value)
+        self.field = field
+        self.value = value
+
+    def note(self, where: str) -> str:
+        """The drift note: which window, which field, what it said (cut short)."""
+        shown = self.value if isinstance(self.value, str) else repr(self.value)
+        return f"{where} ({self.field} out of range: {clean_text(shown, 40)})"
+
+
 def parse_json_object(body: bytes) -> dict:
     """Decode a body that must be a JSON object, or fail as invalid_response."""
     if not body.strip():
@@ -103,6 +128,8 @@ def parse_json_object(body: bytes) -> dict:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise PollFailure(INVALID_RESPONSE, f"response is not JSON: {_excerpt(body)}") from None
+    except RecursionError:  # nested deeper than the interpreter recurses
+        raise PollFailure(INVALID_RESPONSE, f"response JSON is nested too deeply: {_excerpt(body)}") from None
     if not isinstance(data, dict):
         raise PollFailure(INVALID_RESPONSE, f"response is JSON but not an object: {_excerpt(body)}")
     return data
@@ -139,6 +166,60 @@ def number(value: Any) -> float | None:
 
 
 _CURRENCY = re.compile(r"(?i)usd|us(?=\$)|\$|,|\s")
+
+
+def amount(value: Any, field: str) -> float | None:
+    """``number(value)`` of a used/limit/remaining figure: None when absent or not a number;
+    OutOfRange when it is a number outside [0, MAX_AMOUNT] (NaN and ∞ included)."""
+    return _bounded(value, field, MAX_AMOUNT)
+
+
+def share(value: Any, field: str) -> float | None:
+    """``number(value)`` of a percentage: None when absent; OutOfRange outside [0, MAX_PERCENT]."""
+    return _bounded(value, field, MAX_PERCENT)
+
+
+def _bounded(value: Any, field: str, high: float) -> float | None:
+    result = number(value)
+    if result is None:
+        if _non_finite(value):
+            raise OutOfRange(field, value)
+        return None
+    if not 0.0 <= result <= high:
+        raise OutOfRange(field, value)
+    return result
+
+
+def _non_finite(value: Any) -> bool:
+    """Whether ``value`` is a number that ``number()`` dropped for being NaN, ∞ or too large."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return True  # number() keeps every finite one
+    if isinstance(value, str):
+        text = _CURRENCY.sub("", value)
+        if not text or len(text) > 100:
+            return False
+        try:
+            return not math.isfinite(float(Decimal(text)))
+        except (InvalidOperation, ValueError, OverflowError):
+            return False
+    return False
+
+
+def check_quota(quota: Quota) -> Quota:
+    """``quota`` when every number it will store lies in its sane range, else OutOfRange.
+
+    The adapters check what upstream sent with ``amount``/``share``; this checks
+    what the Quota derived from it (a percent of a tiny limit, say).
+    """
+    for name in ("used", "limit", "remaining"):
+        value = getattr(quota, name)
+        if value is not None and not 0.0 <= value <= MAX_AMOUNT:
+            raise OutOfRange(name, value)
+    if quota.percent is not None and not 0.0 <= quota.percent <= MAX_PERCENT:
+        raise OutOfRange("percent", quota.percent)
+    return quota
 
 
 def finite(value: float | None) -> float | None:

@@ -9,22 +9,26 @@ C: plus the regenerating rollingFiveHourLimit and weeklyTokenLimit windows,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from lib.timefmt import isostring
 from quotas.providers.base import (
     DRIFT,
     INVALID_RESPONSE,
+    OutOfRange,
     Parsed,
     PollFailure,
     Quota,
+    amount,
+    check_quota,
     clean_text,
     finite,
     first,
     iso_time,
     multiply,
-    number,
     percent_of,
+    share,
     slug,
     subtract,
 )
@@ -63,25 +67,38 @@ def parse(data: Any) -> Parsed:
     generic: list[Quota] = []
     unknown: list[str] = []
 
-    def add(quota: Quota | None, where: str) -> None:
+    def add(build: Callable[..., Quota | None], where: str, *args: Any) -> None:
+        try:
+            quota = build(*args)
+        except OutOfRange as impossible:
+            # Out of its sane range: this window is drift, the others still count.
+            unknown.append(impossible.note(where))
+            return
         if quota is None:
             unknown.append(f"{where} (unreadable)")
         else:
             known.append(quota)
 
+    def add_generic(block: Any, key: str, label: str, where: str) -> None:
+        try:
+            quota = _counter(block, key, label, "requests")
+        except OutOfRange as impossible:
+            unknown.append(impossible.note(where))
+            return
+        if quota is not None:
+            generic.append(quota)
+
     if "subscription" in data:
-        add(_counter(data["subscription"], "subscription", "Subscription", "requests"), "subscription")
+        add(_counter, "subscription", data["subscription"], "subscription", "Subscription", "requests")
 
     search = data.get("search")
     if isinstance(search, dict):
         for window, block in search.items():
             if window == "hourly":
-                add(_counter(block, "search_hourly", "Search (hourly)", "requests"), "search.hourly")
+                add(_counter, "search.hourly", block, "search_hourly", "Search (hourly)", "requests")
             else:
                 unknown.append(f"search.{window}")
-                quota = _counter(block, f"search_{slug(window)}", f"Search ({window})", "requests")
-                if quota is not None:
-                    generic.append(quota)
+                add_generic(block, f"search_{slug(window)}", f"Search ({window})", f"search.{window}")
     elif "search" in data:
         unknown.append("search (unreadable)")
 
@@ -90,12 +107,12 @@ def parse(data: Any) -> Parsed:
     if tool_calls:
         readable = [name for name in tool_calls if isinstance(data[name], dict)]
         name = (readable or tool_calls)[0]
-        add(_counter(data[name], "free_tool_calls", "Tool calls", "calls"), name)
+        add(_counter, name, data[name], "free_tool_calls", "Tool calls", "calls")
 
     if "rollingFiveHourLimit" in data:
-        add(_rolling_requests(data["rollingFiveHourLimit"]), "rollingFiveHourLimit")
+        add(_rolling_requests, "rollingFiveHourLimit", data["rollingFiveHourLimit"])
     if "weeklyTokenLimit" in data:
-        add(_weekly_credits(data["weeklyTokenLimit"]), "weeklyTokenLimit")
+        add(_weekly_credits, "weeklyTokenLimit", data["weeklyTokenLimit"])
 
     for key, value in data.items():
         if key in KNOWN_KEYS:
@@ -103,15 +120,13 @@ def parse(data: Any) -> Parsed:
         unknown.append(key)
         # An unknown block shaped like the others still becomes a quota.
         if isinstance(value, dict):
-            quota = _counter(value, slug(key), _label(key), "requests")
-            if quota is not None:
-                generic.append(quota)
+            add_generic(value, slug(key), _label(key), key)
 
     if not known:
         if not data:
             raise PollFailure(DRIFT, "empty payload {}: no data")
         keys = ", ".join(sorted(data))
-        raise PollFailure(DRIFT, f"no known quota in payload (keys: {keys[:120]})")
+        raise PollFailure(DRIFT, f"no known quota in payload (keys: {keys[:120]})" + _impossible(unknown))
     quotas: list[Quota] = []
     seen: set[str] = set()
     for quota in known + generic:
@@ -126,19 +141,21 @@ def _counter(block: Any, key: str, label: str, unit: str) -> Quota | None:
     """A reset-style counter: ``{limit, requests, renewsAt}``."""
     if not isinstance(block, dict):
         return None
-    used = number(first(block, "requests", "used", "usage"))
-    limit = number(first(block, "limit", "max"))
+    used = amount(first(block, "requests", "used", "usage"), "requests")
+    limit = amount(first(block, "limit", "max"), "limit")
     if used is None and limit is None:
         return None
-    return Quota(
-        key=key,
-        label=label,
-        kind="reset",
-        unit=unit,
-        used=used,
-        limit=limit,
-        remaining=number(block.get("remaining")),
-        resets_at=iso_time(first(block, "renewsAt", "renews_at", "resetsAt")),
+    return check_quota(
+        Quota(
+            key=key,
+            label=label,
+            kind="reset",
+            unit=unit,
+            used=used,
+            limit=limit,
+            remaining=amount(block.get("remaining"), "remaining"),
+            resets_at=iso_time(first(block, "renewsAt", "renews_at", "resetsAt")),
+        )
     )
 
 
@@ -146,14 +163,14 @@ def _rolling_requests(block: Any) -> Quota | None:
     """The 5-hour mana bar: ``tickPercent`` × ``max`` comes back every tick."""
     if not isinstance(block, dict):
         return None
-    limit = number(first(block, "max", "limit"))
-    remaining = number(block.get("remaining"))
+    limit = amount(first(block, "max", "limit"), "max")
+    remaining = amount(block.get("remaining"), "remaining")
     if limit is None and remaining is None:
         return None
     used = max(subtract(limit, remaining), 0.0) if limit is not None and remaining is not None else None
     next_tick = iso_time(first(block, "nextTickAt", "next_tick_at"))
     # Upstream sends the share restored per tick as a fraction (0.05 = 5 %).
-    tick_fraction = number(first(block, "tickPercent", "tick_percent"))
+    tick_fraction = share(first(block, "tickPercent", "tick_percent"), "tickPercent")
     limited = block.get("limited")
     details: dict[str, Any] = {
         "limited": bool(limited) if isinstance(limited, bool) else (remaining is not None and remaining <= 0),
@@ -163,16 +180,18 @@ def _rolling_requests(block: Any) -> Quota | None:
         if tick_fraction is not None and limit is not None
         else None,
     }
-    return Quota(
-        key="rolling_5h",
-        label="Requests (5h rolling)",
-        kind="rolling",
-        unit="requests",
-        used=used,
-        limit=limit,
-        remaining=remaining,
-        resets_at=next_tick,
-        details=details,
+    return check_quota(
+        Quota(
+            key="rolling_5h",
+            label="Requests (5h rolling)",
+            kind="rolling",
+            unit="requests",
+            used=used,
+            limit=limit,
+            remaining=remaining,
+            resets_at=next_tick,
+            details=details,
+        )
     )
 
 
@@ -180,13 +199,13 @@ def _weekly_credits(block: Any) -> Quota | None:
     """The weekly USD credit bar; money arrives as strings like "$24.00"."""
     if not isinstance(block, dict):
         return None
-    limit = number(first(block, "maxCredits", "max_credits"))
-    remaining = number(first(block, "remainingCredits", "remaining_credits"))
-    percent_remaining = number(first(block, "percentRemaining", "percent_remaining"))
+    limit = amount(first(block, "maxCredits", "max_credits"), "maxCredits")
+    remaining = amount(first(block, "remainingCredits", "remaining_credits"), "remainingCredits")
+    percent_remaining = share(first(block, "percentRemaining", "percent_remaining"), "percentRemaining")
     if limit is None and remaining is None and percent_remaining is None:
         return None
     used = max(subtract(limit, remaining), 0.0) if limit is not None and remaining is not None else None
-    regen = number(first(block, "nextRegenCredits", "next_regen_credits"))
+    regen = amount(first(block, "nextRegenCredits", "next_regen_credits"), "nextRegenCredits")
     next_regen = iso_time(first(block, "nextRegenAt", "next_regen_at"))
     details: dict[str, Any] = {
         "limited": remaining is not None and remaining <= 0,
@@ -196,18 +215,26 @@ def _weekly_credits(block: Any) -> Quota | None:
     }
     if percent_remaining is not None:
         details["percent_remaining"] = percent_remaining
-    return Quota(
-        key="weekly_credits",
-        label="Weekly credits",
-        kind="rolling",
-        unit="usd",
-        used=used,
-        limit=limit,
-        remaining=remaining,
-        percent=max(subtract(100.0, percent_remaining), 0.0) if percent_remaining is not None else None,
-        resets_at=next_regen,
-        details=details,
+    return check_quota(
+        Quota(
+            key="weekly_credits",
+            label="Weekly credits",
+            kind="rolling",
+            unit="usd",
+            used=used,
+            limit=limit,
+            remaining=remaining,
+            percent=max(subtract(100.0, percent_remaining), 0.0) if percent_remaining is not None else None,
+            resets_at=next_regen,
+            details=details,
+        )
     )
+
+
+def _impossible(notes: list[str]) -> str:
+    """The out-of-range notes, for the message of a poll they left without a quota."""
+    found = [note for note in notes if "out of range" in note]
+    return f"; {'; '.join(found)}" if found else ""
 
 
 def _label(name: str) -> str:

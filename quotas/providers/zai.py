@@ -17,13 +17,17 @@ from quotas.providers.base import (
     RATE_LIMITED,
     SERVER_ERROR,
     UNAUTHORIZED,
+    OutOfRange,
     Parsed,
     PollFailure,
     Quota,
+    amount,
+    check_quota,
     clean_text,
     epoch_ms,
     first,
     number,
+    share,
     slug,
 )
 
@@ -83,7 +87,12 @@ def parse(data: Any) -> Parsed:
         if not isinstance(item, dict):
             unknown.append("limits[] (not an object)")
             continue
-        quota, known = _window(item)
+        try:
+            quota, known = _window(item)
+        except OutOfRange as impossible:
+            # Out of its sane range: this window is drift, the others still count.
+            unknown.append(impossible.note(f"limit {_classify(item)[0]}"))
+            continue
         key = quota.key if quota is not None else _classify(item)[0]
         if not known:
             unknown.append(f"limit {key} (type={item.get('type')})")
@@ -99,7 +108,10 @@ def parse(data: Any) -> Parsed:
 
     if not quotas:
         raise PollFailure(
-            DRIFT, "no usable quota in payload" + (f" ({len(limits)} limits unreadable)" if limits else "")
+            DRIFT,
+            "no usable quota in payload"
+            + (f" ({len(limits)} limits unreadable)" if limits else "")
+            + "".join(f"; {note}" for note in unknown if "out of range" in note),
         )
     # `level` ("pro") where present; some payloads name the plan only in `planName`.
     plan = _text(payload.get("level")) or _text(payload.get("planName"))
@@ -160,10 +172,10 @@ def _window(item: dict) -> tuple[Quota | None, bool]:
     kind = _kind(item)
     unit_code = _int(item.get("unit"))
     count = _int(item.get("number"))
-    used = number(first(item, "currentValue", "current_value"))
-    limit = number(item.get("usage"))
-    remaining = number(item.get("remaining"))
-    percent = number(first(item, "percentage", "percent"))
+    used = amount(first(item, "currentValue", "current_value"), "currentValue")
+    limit = amount(item.get("usage"), "usage")
+    remaining = amount(item.get("remaining"), "remaining")
+    percent = share(first(item, "percentage", "percent"), "percentage")
     if used is None and limit is None and remaining is None and percent is None:
         return None, known
     if used is None and limit is None and remaining is None:
@@ -176,7 +188,7 @@ def _window(item: dict) -> tuple[Quota | None, bool]:
         details["tools"] = [
             {
                 "name": clean_text(first(d, "modelCode", "model_code", "name"), 100),
-                "used": number(first(d, "usage", "used")),
+                "used": amount(first(d, "usage", "used"), "usageDetails.usage"),
             }
             for d in usage_details
             if isinstance(d, dict) and first(d, "modelCode", "model_code", "name") is not None
@@ -193,7 +205,7 @@ def _window(item: dict) -> tuple[Quota | None, bool]:
         resets_at=epoch_ms(first(item, "nextResetTime", "next_reset_time")),
         details=details,
     )
-    return quota, known
+    return check_quota(quota), known
 
 
 def _text(value: Any) -> str | None:

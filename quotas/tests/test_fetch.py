@@ -448,6 +448,32 @@ def test_a_body_echoing_the_key_never_reaches_the_message(provider: str, upstrea
     assert mask(key) in fetched.failure.message
 
 
+@BOTH
+def test_a_body_echoing_the_key_where_the_excerpt_cuts_it_leaks_no_part_of_it(provider: str, upstream) -> None:
+    # The message quotes the first 80 characters of the body: the key straddles that cut.
+    key = KEYS[provider]
+    page = f"<html><body><h1>401</h1><p>Rejected credentials: Bearer {key}</p></body></html>"
+    assert page.index(key) < 80 < page.index(key) + len(key)
+    upstream.get(URLS[provider], body=page.encode())
+
+    fetched = providers.fetch(provider)
+
+    assert_failed(fetched, INVALID_RESPONSE)
+    assert not any(key[i : i + 8] in fetched.failure.message for i in range(len(key) - 7)), fetched.failure.message
+
+
+@BOTH
+def test_a_drift_body_quoting_the_key_is_kept_with_the_key_masked(provider: str, upstream) -> None:
+    key = KEYS[provider]
+    upstream.get(URLS[provider], json={"credits": {"note": f"for {key}"}, "data": {"quotaList": [key]}})
+
+    fetched = providers.fetch(provider)
+
+    assert_failed(fetched, DRIFT)
+    assert key.encode() not in fetched.body
+    assert mask(key).encode() in fetched.body
+
+
 def test_a_zai_error_message_echoing_the_key_is_masked(upstream) -> None:
     upstream.get(ZAI_URL, json={"code": 401, "msg": f"token {ZAI_KEY} expired", "success": False})
 

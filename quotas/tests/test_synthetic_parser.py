@@ -527,4 +527,6 @@ def test_odd_but_parsable_payloads_store_on_this_database() -> None:
             "x" * 300: {"limit": 3, "requests": 1},
         }
     )
-    assert robustness.store_parsed("synthetic", parsed) == len(parsed.quotas) == 5
+    # The subscription's and the rolling window's extreme numbers make those two drift (issue 10).
+    assert robustness.store_parsed("synthetic", parsed) == len(parsed.quotas) == 3
+    assert sum("out of range" in note for note in parsed.unknown) == 2
