@@ -90,6 +90,14 @@ def api(client, api_user, providers_configured):
 
 
 @pytest.fixture
+def both_ok(upstream, providers_configured):
+    """Both providers answer a good payload of the current generation, every time."""
+    upstream.get(SYNTHETIC_URL, body=fixture_bytes("synthetic/v3_rolling_windows.json"))
+    upstream.get(ZAI_URL, body=fixture_bytes("zai/v2_weekly_and_level.json"))
+    return upstream
+
+
+@pytest.fixture
 def upstream():
     """`responses` mocking lib.http; unmatched requests fail the test."""
     with responses_lib.RequestsMock(assert_all_requests_are_fired=False) as mock:

@@ -3,7 +3,10 @@ from __future__ import annotations
 import sys
 
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
 from django.db.models.signals import post_migrate
+
+from syntrack_site.sqlite import journal_and_vacuum
 
 # Migrations that add the roll-up table (empty) or roll-up columns (empty in the
 # rows already there): after either, the roll-ups are rebuilt from the readings.
@@ -19,6 +22,7 @@ class QuotasConfig(AppConfig):
         from syntrack_site import checks  # noqa: F401
 
         post_migrate.connect(fill_rollups_after_upgrade, sender=self, dispatch_uid="quotas.fill_rollups")
+        connection_created.connect(journal_and_vacuum, dispatch_uid="syntrack.sqlite_pragmas")
 
 
 def fill_rollups_after_upgrade(

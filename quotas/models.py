@@ -32,6 +32,8 @@ class Outcome(models.TextChoices):
     SERVER_ERROR = "server_error", "Server error"
     NETWORK_ERROR = "network_error", "Network error"
     INVALID_RESPONSE = "invalid_response", "Invalid response"
+    # Ours, not the upstream's: the database refused the write (quotas.backlog).
+    STORAGE_ERROR = "storage_error", "Storage error"
 
 
 class Snapshot(models.Model):

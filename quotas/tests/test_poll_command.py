@@ -27,13 +27,6 @@ from quotas.polling import MAX_BACKOFF_FACTOR, next_delay
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def both_ok(upstream, providers_configured):
-    upstream.get(SYNTHETIC_URL, body=fixture_bytes("synthetic/v3_rolling_windows.json"))
-    upstream.get(ZAI_URL, body=fixture_bytes("zai/v2_weekly_and_level.json"))
-    return upstream
-
-
 def poll(*args: str) -> str:
     out = io.StringIO()
     call_command("poll", *args, stdout=out, stderr=io.StringIO())

@@ -1,11 +1,15 @@
 /* Applies the saved (or the system's) theme before first paint, and wires every
-   [data-theme-toggle] button. Loaded synchronously in <head>: keep it tiny. */
+   [data-theme-toggle] button. Loaded synchronously in <head>: keep it tiny.
+   On signed-in pages the theme is the user's own (<html data-user-theme>, saved
+   with PUT /api/settings); this browser's last choice stands in until they pick one. */
 (function () {
   "use strict";
   var KEY = "syntrack.theme";
   var root = document.documentElement;
+  var own = root.getAttribute("data-user-theme"); // null where nobody is signed in
 
   function saved() {
+    if (own === "dark" || own === "light") return own;
     try {
       var t = window.localStorage.getItem(KEY);
       return t === "dark" || t === "light" ? t : null;
@@ -30,6 +34,18 @@
   function apply(theme) {
     root.setAttribute("data-theme", theme);
     root.style.colorScheme = theme;
+  }
+
+  function saveOwn(theme) {
+    own = theme;
+    var m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    if (!window.fetch || !m) return;
+    fetch(root.getAttribute("data-settings-url") || "/api/settings", {
+      method: "PUT",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": decodeURIComponent(m[1]) },
+      body: JSON.stringify({ theme: theme }),
+    }).catch(function () { /* applied here all the same; saved next time */ });
   }
 
   apply(saved() || system());
@@ -60,6 +76,7 @@
         /* not persisted; still applied */
       }
       label(theme);
+      if (own !== null) saveOwn(theme);
       document.dispatchEvent(new CustomEvent("syntrack:theme", { detail: theme }));
     });
   });

@@ -11,24 +11,26 @@ import signal
 import threading
 import time
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from django.apps import apps
 from django.conf import settings
 from django.core.checks import Tags
 from django.core.management.base import CommandError
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
 
 from alerts import channels, evaluation
 from alerts.rules import Rules
-from quotas import pollnow, providers, retention
+from lib import http
+from quotas import dbfaults, pollnow, providers, retention
+from quotas.backlog import MAX_HELD, RETRY_FIRST, RETRY_MAX, Backlog
 from quotas.locking import LockHeld, PollLock
 from quotas.management.base import OneLineErrorsCommand, usage_error
 from quotas.models import Outcome, PollAttempt, PollRequest, PollSession
-from quotas.polling import next_delay, store
+from quotas.polling import Received, next_delay, received_at, store
 from quotas.providers import Fetched
 from quotas.providers.base import INVALID_RESPONSE, NETWORK_ERROR, PollFailure
 from syntrack_site.checks import CONFIGURATION
@@ -49,9 +51,31 @@ WAIT_SLICE = 0.25
 PRUNE_CHECK_EVERY = 3600.0
 # A prune step shorter than this is not worth starting before a poll falls due.
 MIN_PRUNE_SLICE = 0.05
-# lib.http bounds a fetch to about 30 s, but a server that trickles its headers
-# can hold a thread longer; past this the fetch is given up.
-FETCH_WATCHDOG = 45.0
+# How long `--once` keeps retrying a write the database refuses before it gives the answer up.
+ONCE_STORE_PATIENCE = 20.0
+# lib.http ends every request by its total deadline (connect, headers and body
+# together), so a fetch outliving it by this much is stuck elsewhere: it is
+# given up, in the loop and in `--once` alike.
+FETCH_WATCHDOG = http.TOTAL_TIMEOUT + 5.0
+
+
+class Result(NamedTuple):
+    """A fetch thread's answer: its provider, when the fetch started (monotonic), and what it got."""
+
+    provider: str
+    started: float
+    # Stamped with when the answer came: what its snapshot, readings and attempt
+    # are dated, however long the write then waits (a lock, a slow disk).
+    fetched: Received
+
+
+class StorageRefused(Exception):
+    """The database refused a poll's write (quotas.dbfaults): a fault of ours, not the upstream's."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.reason = dbfaults.reason(error)
+        self.kind = dbfaults.kind(error)
+        super().__init__(self.reason)
 
 
 class Command(OneLineErrorsCommand):
@@ -76,6 +100,12 @@ class Command(OneLineErrorsCommand):
         parser.add_argument("--provider", choices=sorted(providers.ADAPTERS), help="poll only this provider")
         # Bounded mode for benchmarks and tests: stop after this many polls.
         parser.add_argument("--max-polls", type=int, default=0, help=argparse.SUPPRESS)
+
+    def execute(self, *args: object, **options: object) -> str | None:
+        # Brief lock waits from the first connection on (the start-up checks read the
+        # database already), and the usual ones again for whoever called (a test, a shell).
+        with dbfaults.lock_wait(connection, dbfaults.POLLER_LOCK_WAIT):
+            return super().execute(*args, **options)
 
     def handle(self, *args: object, **options: object) -> None:
         interval = options["interval"] if options["interval"] is not None else settings.SYNTRACK_POLL_INTERVAL
@@ -132,7 +162,13 @@ class Command(OneLineErrorsCommand):
 
     # One poll, in the calling thread. Tests drive the poller through this.
     def poll_once(self, provider: str, session: PollSession | None = None) -> bool:
-        return self.record(self.fetch(provider), session).outcome == Outcome.OK
+        return self.record(Received.now(self.fetch(provider)), session).outcome == Outcome.OK
+
+    def pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, in slices that notice a signal."""
+        deadline = time.monotonic() + seconds
+        while not self.shutdown and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(WAIT_SLICE, left))
 
     def fetch(self, provider: str) -> Fetched:
         try:
@@ -144,20 +180,33 @@ class Command(OneLineErrorsCommand):
             return Fetched(provider, None, failure, None, None)
 
     def record(self, fetched: Fetched, session: PollSession | None) -> PollAttempt:
+        """Store one poll and say so; StorageRefused when the database will not take it (nothing written)."""
         try:
             attempt = store(fetched, session)
         except Exception as e:
+            if dbfaults.kind(e) is not None:
+                raise StorageRefused(e) from None
             # One payload that cannot be stored (a value too long for its
             # column, a bug in cycle tracking) must not crash-loop the poller
-            # and starve the other provider: record it as a failed poll. If
-            # even that fails, the database itself is in trouble: let it raise.
+            # and starve the other provider: record it as a failed poll.
+            # store() has put the session's counts back as they were.
             logger.exception("%s: could not store the response", fetched.provider)
-            if session is not None:
-                session.refresh_from_db()  # drop the counts of the rolled-back poll
             failure = PollFailure(INVALID_RESPONSE, f"could not store the response: {type(e).__name__}")
-            attempt = store(Fetched(fetched.provider, None, failure, None, fetched.latency_ms), session)
-        # Whatever poll lands next answers a "poll now" request (quotas.pollnow).
-        PollRequest.answered(attempt.provider, attempt.at)
+            unstored = Received(fetched.provider, None, failure, None, fetched.latency_ms, received_at(fetched))
+            try:
+                attempt = store(unstored, session)
+            except DatabaseError as again:
+                if dbfaults.kind(again) is None:
+                    raise
+                raise StorageRefused(again) from None
+        try:
+            # Whatever poll lands next answers a "poll now" request (quotas.pollnow).
+            PollRequest.answered(attempt.provider, attempt.at)
+        except DatabaseError as e:
+            if dbfaults.kind(e) is None:
+                raise
+            # The poll is stored; a request left unanswered is answered by the next one.
+            logger.warning("%s: cannot mark poll-now requests answered: %s", fetched.provider, dbfaults.reason(e))
         self.raise_alerts(attempt)
         name = providers.NAMES[fetched.provider]
         latency = f" in {attempt.latency_ms} ms" if attempt.latency_ms is not None else ""
@@ -187,8 +236,11 @@ class Command(OneLineErrorsCommand):
         """
         try:
             raised = evaluation.evaluate(attempt, rules=self.round_rules)
-        except Exception:
-            logger.exception("%s: could not evaluate alerts", attempt.provider)
+        except Exception as e:
+            if dbfaults.kind(e) is not None:  # a database fault, not a bug: one line
+                logger.warning("%s: could not evaluate alerts: %s", attempt.provider, dbfaults.reason(e))
+            else:
+                logger.exception("%s: could not evaluate alerts", attempt.provider)
             if not connection.in_atomic_block:
                 close_old_connections()
             return
@@ -205,10 +257,14 @@ class Command(OneLineErrorsCommand):
                 self.stdout.write(f"delivering {len(unsent)} alert(s) raised before the restart")
                 self.dispatcher.submit(unsent)
         except DatabaseError as e:
-            logger.warning("cannot look for undelivered alerts: %s", _first_line(e))
+            logger.warning("cannot look for undelivered alerts: %s", dbfaults.reason(e))
 
-    def heartbeat_after(self, ok: set[str], chosen: list[str]) -> set[str]:
-        """Beat once every chosen provider has polled successfully since the last beat; what is still owed."""
+    def heartbeat_after(self, ok: set[str], stored: list[PollAttempt], chosen: list[str]) -> set[str]:
+        """Beat once every chosen provider has polled successfully since the last beat; what is still owed.
+
+        ``ok``: who had, before ``stored`` (the polls just written) came.
+        """
+        ok = ok | {attempt.provider for attempt in stored if attempt.outcome == Outcome.OK}
         if ok >= set(chosen):
             if settings.SYNTRACK_HEARTBEAT_URL:
                 self.dispatcher.heartbeat()
@@ -232,24 +288,49 @@ class Command(OneLineErrorsCommand):
         A signal stops the wait at once: what arrived is kept, requests still
         in flight are abandoned unwritten, and stopping on request is no failure.
         """
-        results: queue.Queue[tuple[str, float, Fetched]] = queue.Queue()
-        for provider in chosen:
-            self.start_fetch(provider, results)
+        results: queue.Queue[Result] = queue.Queue()
+        started = {provider: self.start_fetch(provider, results) for provider in chosen}
         self.round_rules = Rules()
         failed = []
         pending = list(chosen)
+        backlog = Backlog()
+        stored: list[PollAttempt] = []
         while pending:
-            item = self.wait_for_result(results, until_shutdown=True)
+            now = time.monotonic()
+            stuck = [p for p in pending if self.is_stalled(started[p], now)]
+            if stuck:
+                item = self.stalled(stuck[0], started[stuck[0]])
+            else:
+                # Until the answer, a signal, or the first pending fetch outlives the watchdog.
+                wait = min(started[p] for p in pending) + FETCH_WATCHDOG - now
+                item = self.wait_for_result(results, timeout=wait + WAIT_SLICE / 10)
+                if item is None and not self.shutdown:
+                    continue
             if item is None:
                 self.note_signal()
                 names = ", ".join(providers.NAMES[p] for p in pending)
                 self.stdout.write(f"stopped before {names} answered: nothing stored")
                 break
-            pending.remove(item[0])
-            attempt = self.record(item[2], None)
+            if item.provider not in pending:
+                continue  # the late answer of a fetch given up on
+            pending.remove(item.provider)
+            stored += self.write_or_hold(item.fetched, {}, backlog)
+        # Answers the database refused: retried for a while, then given up (cron runs the next poll).
+        give_up_at = time.monotonic() + ONCE_STORE_PATIENCE
+        while backlog.outstanding and not self.shutdown and time.monotonic() < give_up_at:
+            self.pause(min(backlog.retry_at, give_up_at) - time.monotonic())
+            if not self.shutdown and backlog.due(time.monotonic()):
+                stored += self.write_held(backlog, {})
+        for attempt in stored:
+            if attempt.outcome == Outcome.STORAGE_ERROR:
+                continue
             self.stdout.write(f"{providers.NAMES[attempt.provider]}: {attempt.outcome} ({attempt.message})")
             if attempt.outcome != Outcome.OK:
                 failed.append(providers.NAMES[attempt.provider])
+        for fetched in backlog.items:
+            name = providers.NAMES[fetched.provider]
+            self.stdout.write(f"{name}: not stored, the database refused the write ({backlog.reason})")
+            failed.append(name)
         if not failed and not pending and settings.SYNTRACK_HEARTBEAT_URL:
             self.dispatcher.heartbeat()
         self.wait_for_deliveries()
@@ -276,15 +357,15 @@ class Command(OneLineErrorsCommand):
         6. On SIGTERM/SIGINT, stop waiting at once (an in-flight request is
            abandoned, not written) and close the sessions.
         """
-        closed = PollSession.close_orphans()
-        if closed:
-            self.stdout.write(f"closed {closed} session(s) left open by an earlier run")
-        sessions = {p: PollSession.objects.create(provider=p, interval_seconds=interval) for p in chosen}
+        sessions = self.open_sessions(chosen, interval)
+        if sessions is None:
+            self.note_signal()  # stopped while the database refused writes: nothing was opened
+            return
         self.deliver_unsent()
         names = ", ".join(providers.NAMES[p] for p in chosen)
         self.stdout.write(f"polling {names} every {interval} s (Ctrl-C to stop)")
 
-        results: queue.Queue[tuple[str, float, Fetched]] = queue.Queue()
+        results: queue.Queue[Result] = queue.Queue()
         due = dict.fromkeys(chosen, time.monotonic())
         failures = dict.fromkeys(chosen, 0)
         # The earliest an asked poll of each provider may start.
@@ -297,6 +378,8 @@ class Command(OneLineErrorsCommand):
         polls = 0
         # Providers polled successfully since the last heartbeat (SYNTRACK_HEARTBEAT_URL).
         beat_owed: set[str] = set()
+        # Answers the database refused, until it takes writes again (quotas.backlog).
+        backlog = Backlog()
         next_prune_check = time.monotonic()
         pruner: retention.Pruner | None = None
         try:
@@ -305,12 +388,15 @@ class Command(OneLineErrorsCommand):
                 if now >= next_check:
                     check_failed = self.answer_requests(due, not_before, in_flight, now, check_failed)
                     next_check = now + pollnow.CHECK_EVERY
+                if backlog.due(now):
+                    beat_owed = self.heartbeat_after(beat_owed, self.write_held(backlog, sessions), chosen)
+                    now = time.monotonic()
                 for provider in chosen:
                     if provider not in in_flight and due[provider] <= now:
                         in_flight[provider] = self.start_fetch(provider, results)
                 # Only once the first round has landed: a start-up is never slowed, and
                 # each provider's latest snapshot (which pruning spares) is the fresh one.
-                if pruner is None and polls >= len(chosen) and now >= next_prune_check:
+                if pruner is None and not backlog and polls >= len(chosen) and now >= next_prune_check:
                     next_prune_check = now + PRUNE_CHECK_EVERY
                     pruner = self.start_prune()
                 if pruner is not None:
@@ -325,23 +411,24 @@ class Command(OneLineErrorsCommand):
                     self.stalled(p, in_flight.pop(p)) for p in list(in_flight) if self.is_stalled(in_flight[p], now)
                 ]
                 waits = [due[p] - now for p in chosen if p not in in_flight] + [next_check - now]
+                if backlog.outstanding:
+                    waits.append(backlog.retry_at - now)
                 item = None
                 if not fetched_items:
                     item = self.wait_for_result(results, timeout=max(min(waits), 0.0))
                     if item is None:
                         continue
-                    if in_flight.get(item[0]) != item[1]:
-                        logger.debug("%s: discarding the late answer of an abandoned fetch", item[0])
+                    if in_flight.get(item.provider) != item.started:
+                        logger.debug("%s: discarding the late answer of an abandoned fetch", item.provider)
                         continue
-                    del in_flight[item[0]]
+                    del in_flight[item.provider]
                     fetched_items = [item]
                 for provider, started, fetched in fetched_items:
-                    if not connection.in_atomic_block:
-                        close_old_connections()
-                    attempt = self.record(fetched, sessions[provider])
-                    failures[provider] = 0 if attempt.outcome == Outcome.OK else failures[provider] + 1
-                    if attempt.outcome == Outcome.OK:
-                        beat_owed = self.heartbeat_after(beat_owed | {provider}, chosen)
+                    written = self.write_or_hold(fetched, sessions, backlog)
+                    # Backoff follows the upstream's answer, whether or not the database took it yet.
+                    ok = written[0].outcome == Outcome.OK if written else fetched.parsed is not None
+                    failures[provider] = 0 if ok else failures[provider] + 1
+                    beat_owed = self.heartbeat_after(beat_owed, written, chosen)
                     retry_after = fetched.failure.retry_after if fetched.failure else None
                     due[provider] = started + next_delay(interval, failures[provider], retry_after)
                     not_before[provider] = pollnow.not_before(started, retry_after)
@@ -350,9 +437,122 @@ class Command(OneLineErrorsCommand):
                     break
         finally:
             self.note_signal()
-            for session in sessions.values():
-                session.close()
-            self.stdout.write("poll sessions closed")
+            self.finish(sessions, backlog)
+
+    # --- when the database refuses writes (quotas.dbfaults, quotas.backlog) -------------------------
+
+    def open_sessions(self, chosen: list[str], interval: int) -> dict[str, PollSession] | None:
+        """Close what a crashed poller left open and open this run's sessions; None if stopped first.
+
+        A database that refuses the write is waited for, with growing pauses,
+        rather than given up on: a backup holding the lock must not leave the
+        poller dead until someone restarts it.
+        """
+        pause, said = RETRY_FIRST, None
+        while not self.shutdown:
+            try:
+                with transaction.atomic():
+                    closed = PollSession.close_orphans()
+                    sessions = {p: PollSession.objects.create(provider=p, interval_seconds=interval) for p in chosen}
+            except DatabaseError as e:
+                if dbfaults.kind(e) is None:
+                    raise
+                if dbfaults.reason(e) != said:
+                    said = dbfaults.reason(e)
+                    logger.warning("the database refuses writes (%s): waiting for it before polling", said)
+                reconnect(dbfaults.kind(e))
+                self.pause(pause)
+                pause = min(pause * 2, RETRY_MAX)
+                continue
+            if said is not None:
+                logger.warning("the database takes writes again")
+            if closed:
+                self.stdout.write(f"closed {closed} session(s) left open by an earlier run")
+            return sessions
+        return None
+
+    def write_or_hold(self, fetched: Received, sessions: dict[str, PollSession], backlog: Backlog) -> list[PollAttempt]:
+        """Store ``fetched`` (a list of its attempt), or keep it in ``backlog`` (an empty list).
+
+        Behind answers already waiting it waits too: a provider's polls are written in the order they came.
+        """
+        now = time.monotonic()
+        if backlog:
+            self.hold(backlog, fetched, backlog.reason, now)
+            return []
+        if not connection.in_atomic_block:
+            close_old_connections()
+        try:
+            return [self.record(fetched, sessions.get(fetched.provider))]
+        except StorageRefused as e:
+            self.hold(backlog, fetched, e.reason, now)
+            logger.warning(
+                "%s: the database refused the write (%s): the answer is kept and written when it can be",
+                providers.NAMES[fetched.provider],
+                e.reason,
+            )
+            reconnect(e.kind)
+            return []
+
+    @staticmethod
+    def hold(backlog: Backlog, fetched: Received, reason: str, now: float) -> None:
+        dropped = backlog.hold(fetched, reason, now)
+        # Once per outage: from then on every new answer pushes out the oldest.
+        if dropped and sum(part.lost for part in backlog.refused.values()) == dropped:
+            logger.warning("more than %d answers wait for the database: the oldest are dropped from now on", MAX_HELD)
+
+    def write_held(self, backlog: Backlog, sessions: dict[str, PollSession]) -> list[PollAttempt]:
+        """Write what ``backlog`` holds, oldest first, until the database refuses again; what got written."""
+        stored = []
+        try:
+            while backlog:
+                if not connection.in_atomic_block:
+                    close_old_connections()
+                stored.append(self.record(backlog.next(), sessions.get(backlog.next().provider)))
+                backlog.written()
+            seconds = backlog.outage_seconds(time.monotonic())
+            written = sum(part.held - part.lost for part in backlog.refused.values())
+            try:
+                with transaction.atomic():
+                    stored += backlog.settle(time.monotonic(), sessions)
+            except DatabaseError as e:  # the outage's own record was refused
+                if dbfaults.kind(e) is None:
+                    raise
+                raise StorageRefused(e) from None
+        except StorageRefused as e:
+            if backlog.refused_again(e.reason, time.monotonic()):
+                logger.warning("the database still refuses writes, now: %s", e.reason)
+            reconnect(e.kind)
+            return stored
+        logger.warning("the database takes writes again after %.0f s: %d answer(s) written late", seconds, written)
+        return stored
+
+    def finish(self, sessions: dict[str, PollSession], backlog: Backlog) -> None:
+        """At shutdown: write what waits and close the sessions, each given SHUTDOWN_LOCK_WAIT at most.
+
+        What the database still refuses is said in one line; sessions left
+        open are closed by the next start, at their last successful poll.
+        """
+        with dbfaults.lock_wait(connection, dbfaults.SHUTDOWN_LOCK_WAIT):
+            if backlog:
+                self.write_held(backlog, sessions)
+            if backlog:
+                logger.warning(
+                    "%d answer(s) could not be written before stopping (%s): lost", len(backlog), backlog.reason
+                )
+            try:
+                with transaction.atomic():
+                    for session in sessions.values():
+                        session.close()
+            except DatabaseError as e:
+                if dbfaults.kind(e) is None:
+                    raise
+                logger.warning(
+                    "could not close the poll sessions (%s): the next start closes them at their last poll",
+                    dbfaults.reason(e),
+                )
+                return
+        self.stdout.write("poll sessions closed")
 
     @staticmethod
     def start_prune() -> retention.Pruner | None:
@@ -362,7 +562,7 @@ class Command(OneLineErrorsCommand):
                 return None
             pruner = retention.Pruner()
         except DatabaseError as e:
-            logger.warning("cannot prune old data now: %s", _first_line(e))
+            logger.warning("cannot prune old data now: %s", dbfaults.reason(e))
             return None
         logger.info("pruning old data (%s)", _horizons_text(pruner.horizons))
         return pruner
@@ -376,7 +576,7 @@ class Command(OneLineErrorsCommand):
             retention.mark_done(pruner.now)
         except DatabaseError as e:
             # Nothing is marked done: the next check starts over where the data now stands.
-            logger.warning("pruning stopped: %s", _first_line(e))
+            logger.warning("pruning stopped: %s", dbfaults.reason(e))
             if not connection.in_atomic_block:
                 close_old_connections()
             return None
@@ -397,7 +597,7 @@ class Command(OneLineErrorsCommand):
             moved = pollnow.hasten(due, not_before, in_flight, now)
         except DatabaseError as e:
             if not failed:
-                logger.warning("cannot read poll-now requests: %s", str(e).strip().splitlines()[0] if str(e) else e)
+                logger.warning("cannot read poll-now requests: %s", dbfaults.reason(e))
             if not connection.in_atomic_block:
                 close_old_connections()  # a broken connection is reopened for the next look
             return True
@@ -412,7 +612,7 @@ class Command(OneLineErrorsCommand):
         started = time.monotonic()
 
         def work() -> None:
-            results.put((provider, started, self.fetch(provider)))
+            results.put(Result(provider, started, Received.now(self.fetch(provider))))
 
         # Daemon threads: a request in flight at shutdown is simply abandoned.
         threading.Thread(target=work, name=f"fetch-{provider}", daemon=True).start()
@@ -423,30 +623,38 @@ class Command(OneLineErrorsCommand):
         return now - started > FETCH_WATCHDOG
 
     @staticmethod
-    def stalled(provider: str, started: float) -> tuple[str, float, Fetched]:
+    def stalled(provider: str, started: float) -> Result:
         """A fetch stuck past every timeout counts as a network error, so the
         provider is polled again instead of waiting on it forever."""
         failure = PollFailure(NETWORK_ERROR, f"no complete answer within {FETCH_WATCHDOG:.0f} s")
-        return provider, started, Fetched(provider, None, failure, None, None)
+        return Result(provider, started, Received.now(Fetched(provider, None, failure, None, None)))
 
-    def wait_for_result(
-        self, results: queue.Queue, timeout: float = 0.0, until_shutdown: bool = False
-    ) -> tuple[str, float, Fetched] | None:
-        """The next fetch result, waiting in short slices that notice a signal."""
+    def wait_for_result(self, results: queue.Queue, timeout: float = 0.0) -> Result | None:
+        """The next fetch result within ``timeout``, waiting in short slices that notice a signal."""
         deadline = time.monotonic() + timeout
         while not self.shutdown:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 and not until_shutdown:
+            if remaining <= 0:
                 return None
             try:
-                return results.get(timeout=min(WAIT_SLICE, remaining) if not until_shutdown else WAIT_SLICE)
+                return results.get(timeout=min(WAIT_SLICE, remaining))
             except queue.Empty:
                 continue
         return None
 
 
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+def reconnect(kind: str | None) -> None:
+    """After a write the database refused as unavailable, drop the connection: the retry opens a fresh one.
+
+    A PostgreSQL server that restarted or failed over leaves a connection that
+    is broken, or read-only for good (default_transaction_read_only is read as
+    a session starts); an SQLite file opened while it could not be written
+    stays read-only to that connection. A lock is no reason: the connection is
+    fine, and the lock's holder only has to finish. Never inside a
+    transaction (a test's own).
+    """
+    if kind == dbfaults.UNAVAILABLE and not connection.in_atomic_block:
+        connection.close()
 
 
 def _horizons_text(horizons: retention.Horizons) -> str:
@@ -466,8 +674,7 @@ def check_database() -> None:
         executor = MigrationExecutor(connection)
         pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
     except DatabaseError as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise usage_error(f"cannot use the database: {reason}") from None
+        raise usage_error(f"cannot use the database: {dbfaults.reason(e)}") from None
     if pending:
         raise usage_error(f"the database lacks {len(pending)} migration(s): run `manage.py migrate` first")
 

@@ -14,6 +14,8 @@ export var OPTIONS = PROVIDERS.map(function (p) { return p.id; }).concat(CONFIG.
 export var BROWSER_TZ = (Intl.DateTimeFormat().resolvedOptions().timeZone) || "UTC";
 export var REDUCED_MOTION = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
 export var PAGE_SIZE = 10;
+// "/" or "/syntrack/" under a base path (SYNTRACK_BASE_PATH): API paths below are written from the root.
+export var ROOT = (CONFIG.root || "/").replace(/\/$/, "");
 export var RANGES_MS = { "1h": 36e5, "6h": 6 * 36e5, "24h": 24 * 36e5, "7d": 7 * 864e5, "30d": 30 * 864e5 };
 
 // ---------------------------------------------------------------- storage
@@ -224,9 +226,9 @@ export function api(path, opts) {
     init.headers["X-CSRFToken"] = csrfToken();
     init.body = JSON.stringify(opts.body || {});
   }
-  return fetch(path, init).then(function (res) {
+  return fetch(ROOT + path, init).then(function (res) {
     if (res.status === 401 && !opts.keep401) {
-      window.location.assign("/login/?next=" + encodeURIComponent(window.location.pathname));
+      window.location.assign((CONFIG.login_url || ROOT + "/login/") + "?next=" + encodeURIComponent(window.location.pathname));
       throw new Error("signed out");
     }
     var parse = res.status === 204 ? Promise.resolve(null) : res.json().catch(function () { return null; });

@@ -57,7 +57,7 @@ function refreshAll() {
     })
     .then(function () {
       state.refreshing = false;
-    document.body.dataset.refreshing = "false";
+      document.body.dataset.refreshing = "false";
       state.lastRefresh = Date.now();
       document.body.dataset.loaded = "true";
       window.setTimeout(function () { if (!state.refreshing) btn.classList.remove("spinning"); }, Math.max(0, 500 - (Date.now() - started)));

@@ -28,11 +28,20 @@ function freshness() {
   var byId = {};
   (state.providers || []).forEach(function (p) { byId[p.id] = p; });
   var shown = viewProviders().map(function (pid) { return byId[pid]; }).filter(Boolean);
-  var failed = shown.filter(function (p) { return p.last_status && p.last_status !== "ok"; });
+  var failed = shown.filter(function (p) { return failedPoll(p.last_status); });
   var successes = shown.map(function (p) { return ms(p.last_success_at); });
   var oldest = successes.some(function (t) { return t === null; }) ? null : Math.min.apply(null, successes);
   var level = failed.length ? "failed" : !shown.length || oldest === null ? "none" : shown.some(function (p) { return p.stale; }) ? "stale" : "ok";
   return { level: level, failed: failed, oldest: shown.length ? oldest : null, shown: shown };
+}
+
+function sentence(text) {
+  return text.charAt(0).toUpperCase() + text.slice(1).replace(/([^.!?])$/, "$1.");
+}
+
+// A storage error is no failed poll: the answers were fetched and written late (quotas/backlog.py).
+function failedPoll(outcome) {
+  return Boolean(outcome) && outcome !== "ok" && outcome !== "storage_error";
 }
 
 export function setUpdated(reachable) {
@@ -65,7 +74,7 @@ export function setUpdated(reachable) {
   label.textContent = text;
   label.title = f.shown.map(function (p) {
     return NAMES[p.id] + ": last successful poll " + (p.last_success_at ? fmtWhen(p.last_success_at, "datetime") : "never") +
-      (p.last_status && p.last_status !== "ok" ? "; the last one failed (" + (OUTCOME_TEXT[p.last_status] || p.last_status) + ")" : "") +
+      (failedPoll(p.last_status) ? "; the last one failed (" + (OUTCOME_TEXT[p.last_status] || p.last_status) + ")" : "") +
       (p.stale && p.last_success_at ? "; older than two poll intervals" : "");
   }).join(" · ");
 }
@@ -78,7 +87,8 @@ export var OUTCOME_TEXT = {
   rate_limited: "Rate-limited",
   server_error: "Server error",
   network_error: "Network error",
-  invalid_response: "Invalid response"
+  invalid_response: "Invalid response",
+  storage_error: "Storage error"
 };
 export var OUTCOME_HINT = {
   unauthorized: "Check the API key in the configuration.",
@@ -100,7 +110,17 @@ export function renderBanners(providerList) {
     var last = cur && cur.last_poll ? cur.last_poll : null;
     var outcome = last ? last.outcome : info.last_status;
     var at = last ? last.at : info.last_poll_at;
-    if (outcome && outcome !== "ok") {
+    if (outcome === "storage_error") {
+      box.appendChild(el("div", { className: "banner banner-warning", role: "status", dataset: { banner: p.id } }, [
+        icon("alert"),
+        el("div", { className: "banner-text" }, [
+          el("strong", { text: p.name + ": SynTrack's own database refused writes for a while" }),
+          " (" + fmtSmart(at) + "). ",
+          el("span", { className: "sub", text: last && last.message ? sentence(last.message) + " " : "" }),
+          "Polling went on; no answer was blamed on the provider."
+        ])
+      ]));
+    } else if (failedPoll(outcome)) {
       var text = [el("strong", { text: p.name + ": the last poll failed (" + (OUTCOME_TEXT[outcome] || outcome) + ")" })];
       text.push(" at " + fmtSmart(at) + ". ");
       if (last && last.message) text.push(el("span", { className: "sub", text: last.message.replace(/([^.!?])$/, "$1.") + " " }));
