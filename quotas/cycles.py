@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from quotas.bulk import save_fields
 from quotas.models import Kind, QuotaReading, ResetCycle
+from quotas.providers.base import MAX_AMOUNT, MAX_PERCENT
 
 # A reported reset time has to lie this far past the stored one to count as a
 # new window: Z.ai's nextResetTime jitters by milliseconds. The same tolerance
@@ -90,7 +91,7 @@ def track(reading: QuotaReading, open_cycles: OpenCycles | None = None) -> float
 
     Without ``open_cycles`` every call reads and writes the database at once.
     """
-    if reading.kind != Kind.RESET or reading.level is None:
+    if reading.kind != Kind.RESET or reading.level is None or not _sane(reading):
         return None
     if open_cycles is not None:
         cycle = open_cycles.get(reading.provider, reading.key)
@@ -134,6 +135,18 @@ def track(reading: QuotaReading, open_cycles: OpenCycles | None = None) -> float
         cycle.save(update_fields=FOLDED_FIELDS)
     reading.cycle = cycle
     return delta
+
+
+def _sane(reading: QuotaReading) -> bool:
+    """Whether the reading's numbers lie in the ranges the adapters accept (providers.base).
+
+    The adapters turn anything else into drift; a reading that got past them
+    (a test, an older build's row being reparsed) still never ends a cycle.
+    """
+    for value, high in ((reading.used, MAX_AMOUNT), (reading.limit, MAX_AMOUNT), (reading.percent, MAX_PERCENT)):
+        if value is not None and not 0.0 <= value <= high:  # NaN fails too
+            return False
+    return True
 
 
 def _change_unit(cycle: ResetCycle, reading: QuotaReading) -> None:
@@ -188,9 +201,12 @@ def _reset_instant(cycle: ResetCycle, reading: QuotaReading) -> datetime | None:
         dropped = drop > 0 and drop > threshold
     if not (dropped or _rolled_over(cycle, reading)):
         return None
-    # The true reset instant when we know it, else the revealing poll.
+    # The true reset instant when we know it, else the revealing poll. A reset time the upstream
+    # kept reporting after it had passed, while usage went on rising, is not it: the cycle would
+    # end before readings it holds.
     old = cycle.resets_at
-    if old is not None and cycle.started_at < old <= at:
+    last = cycle.last_reading_at
+    if old is not None and cycle.started_at < old <= at and (last is None or old >= last):
         return old
     return max(at, cycle.started_at)
 

@@ -166,11 +166,15 @@ def fill(
         with connection.cursor() as cursor:
             for sql in connection.ops.sequence_reset_sql(no_style(), [Snapshot, QuotaReading, PollAttempt]):
                 cursor.execute(sql)
-            # Planner statistics for the tables just filled, as autovacuum would gather them some
-            # minutes later: without them the first reads of a fresh demo plan badly (summary's
-            # index walk: 57 ms instead of 9 on a month).
+            # Planner statistics and the visibility map for the tables just filled, as autovacuum
+            # would leave them some minutes later: without statistics the first reads of a fresh
+            # demo plan badly (summary's index walk: 57 ms instead of 9 on a month), and without
+            # the VACUUM autovacuum's insert-triggered run comes later, in the middle of whatever
+            # the demo is for (it took a core from `make bench`'s timings). VACUUM cannot run in
+            # a transaction (the tests' demos): those get the statistics alone.
             tables = [model._meta.db_table for model in (Snapshot, QuotaReading, PollAttempt, QuotaRollup, ResetCycle)]
-            cursor.execute(f"ANALYZE {', '.join(connection.ops.quote_name(t) for t in tables)}")
+            names = ", ".join(connection.ops.quote_name(t) for t in tables)
+            cursor.execute(f"ANALYZE {names}" if connection.in_atomic_block else f"VACUUM (ANALYZE) {names}")
     counts = DemoCounts()
     for result in results:
         counts += result

@@ -16,7 +16,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db.models import Case, Count, F, FloatField, Q, QuerySet, Subquery, Sum, Value, When, Window
 from django.db.models.functions import Coalesce, Greatest, Lag
@@ -33,6 +33,7 @@ from quotas.models import (
     Snapshot,
 )
 from quotas.providers import NAMES
+from quotas.providers.base import MAX_AMOUNT
 
 RANGES = {"1d": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 # Shown instead of an empty list when every card is hidden; not itself hideable.
@@ -139,7 +140,7 @@ class _Data:
     # The reset quota the cycle cards are about, and its complete cycles of the
     # last 30 days, oldest first.
     cycle_quota: _Quota | None
-    cycles: list[ResetCycle]
+    cycles: list[_Cycle]
     # Tool calls by start of the period, read once for the stat and the cards.
     tool_calls_since: dict[datetime, ToolCalls] = field(default_factory=dict)
     # What consumed() found, by (quota, start): each is asked for by several cards.
@@ -246,14 +247,53 @@ def consumed_between(provider: str, key: str, start: datetime, end: datetime) ->
     not rolled up: its steps are read from the readings. A few queries.
     """
     split = _Split.of(provider, key, start, end)
-    return _consumed(split) if split is not None else 0.0
+    return _count(split)[0] if split is not None else 0.0
 
 
-def _consumed(split: _Split) -> float:
+def _count(split: _Split, tools: bool = False) -> tuple[float, dict[str, float]]:
+    """What the split's quota went up by, and with ``tools`` what each tool's counter did.
+
+    The head and tail (an hour of readings each at most) are read and
+    counted here as the roll-ups count their hours (``rollups.added``), so
+    the three parts add up by one rule. A quota that is not rolled up is
+    summed by the database: its range may hold days of readings.
+    """
+    counted: dict[str, float] = {}
     if split.hours is None:
-        return _finite(_steps(split.whole_range()))
-    head = _steps(split.head()) if split.head_from is not None else 0.0
-    return _finite(head + split.hours_consumed + _steps(split.tail(), counted_from=split.whole_to))
+        if tools:
+            _add(counted, _tool_steps(split.whole_range()))
+        return _finite(_steps(split.whole_range())), counted
+    total = split.hours_consumed
+    if split.head_from is not None:
+        total += _walk(split.head(), counted if tools else None)
+    if tools:
+        for calls in split.hours.exclude(tool_calls=None).values_list("tool_calls", flat=True):
+            _add(counted, calls if isinstance(calls, dict) else {})
+    total += _walk(split.tail(), counted if tools else None, counted_from=split.whole_to)
+    return _finite(total), counted
+
+
+def _walk(
+    readings: QuerySet[QuotaReading], tools: dict[str, float] | None, counted_from: datetime | None = None
+) -> float:
+    """Σ of the steps between consecutive ``readings`` from ``counted_from`` on (one query).
+
+    Only readings with a percent count, as only they are rolled up. With
+    ``tools``, each tool's steps are added to it as well.
+    """
+    fields = ["captured_at", "unit", "percent", "used", "cycle_id"] + (["details"] if tools is not None else [])
+    total = 0.0
+    previous = None
+    for row in readings.filter(percent__isnull=False).order_by("captured_at", "id").values_list(*fields):
+        at, unit, percent, used, cycle_id = row[:5]
+        levels = rollups.tool_levels(row[5]) if tools is not None else None
+        reading = rollups.Reading(at, "", "", unit, percent, used, cycle_id, levels)
+        if counted_from is None or at >= counted_from:
+            total += rollups.added(reading, previous)
+            if tools is not None:
+                _add(tools, rollups.tools_added(reading, previous))
+        previous = reading
+    return total
 
 
 HOUR = timedelta(hours=1)
@@ -315,7 +355,10 @@ class _Split:
             # rolled-up hour is one between two readings of the range.
             head_from, whole_from = first[0], _hour(first[0]) + HOUR
         hours = hourly.filter(start__gte=whole_from, start__lt=whole_to)
-        summed = hours.aggregate(total=Sum("consumed"), count=Count("id"))
+        # Roll-ups an older build filled from impossible readings (issue 10) count nothing: summed,
+        # they overflow PostgreSQL. NaN fails both bounds.
+        sane = Q(consumed__gte=0, consumed__lte=MAX_AMOUNT)
+        summed = hours.aggregate(total=Sum("consumed", filter=sane), count=Count("id"))
         if head_from is not None and not summed["count"]:
             # Short, or no roll-ups in the whole hours (not built yet): the readings alone.
             return cls(readings, start, end, head_from, whole_to, whole_to, None)
@@ -349,21 +392,28 @@ def _steps(readings: QuerySet[QuotaReading], counted_from: datetime | None = Non
     level = Coalesce("used", "percent")
     order = [F("captured_at").asc(), F("id").asc()]
     skipped = [When(captured_at__lt=counted_from, then=Value(0.0))] if counted_from is not None else []
-    steps = readings.annotate(
-        level=level,
-        prev_level=Window(Lag(level), order_by=order),
-        prev_unit=Window(Lag("unit"), order_by=order),
-        prev_cycle=Window(Lag("cycle_id"), order_by=order),
-    ).annotate(
-        step=Case(
-            *skipped,
-            When(Q(prev_unit__isnull=True) | ~Q(unit=F("prev_unit")), then=Value(0.0)),
-            When(
-                Q(cycle_id__isnull=False, prev_cycle__isnull=False) & ~Q(cycle_id=F("prev_cycle")),
-                then=F("level"),
-            ),
-            default=Greatest(F("level") - F("prev_level"), Value(0.0)),
-            output_field=FloatField(),
+    # Readings an older build stored with impossible levels (1e308, negatives, ∞, NaN: issue 10) are
+    # skipped: their differences overflow PostgreSQL. NaN fails both bounds; no level at all stays.
+    in_range = Q(level__isnull=True) | Q(level__gte=0, level__lte=MAX_AMOUNT)
+    steps = (
+        readings.annotate(level=level)
+        .filter(in_range)
+        .annotate(
+            prev_level=Window(Lag(level), order_by=order),
+            prev_unit=Window(Lag("unit"), order_by=order),
+            prev_cycle=Window(Lag("cycle_id"), order_by=order),
+        )
+        .annotate(
+            step=Case(
+                *skipped,
+                When(Q(prev_unit__isnull=True) | ~Q(unit=F("prev_unit")), then=Value(0.0)),
+                When(
+                    Q(cycle_id__isnull=False, prev_cycle__isnull=False) & ~Q(cycle_id=F("prev_cycle")),
+                    then=F("level"),
+                ),
+                default=Greatest(F("level") - F("prev_level"), Value(0.0)),
+                output_field=FloatField(),
+            )
         )
     )
     total = steps.aggregate(total=Sum("step"))["total"]
@@ -393,30 +443,21 @@ def tool_calls_between(provider: str, start: datetime, end: datetime) -> ToolCal
     of the tools' own total).
     """
     split = _Split.of(provider, TOOLS_KEY, start, end)
-    total = _consumed(split) if split is not None else 0.0
-    counted: dict[str, float] = {}
-    if split is not None:
-        if split.hours is None:
-            _add(counted, _tool_steps(split.whole_range()))
-        else:
-            if split.head_from is not None:
-                _add(counted, _tool_steps(split.head()))
-            for calls in split.hours.exclude(tool_calls=None).values_list("tool_calls", flat=True):
-                _add(counted, calls if isinstance(calls, dict) else {})
-            _add(counted, _tool_steps(split.tail(), counted_from=split.whole_to))
+    if split is None:
+        return ToolCalls(0.0, [])
+    total, counted = _count(split, tools=True)
     by_tool = sorted(((name, calls) for name, calls in counted.items() if calls > 0), key=lambda item: -item[1])
     return ToolCalls(total, by_tool)
 
 
-def _tool_steps(readings: QuerySet[QuotaReading], counted_from: datetime | None = None) -> dict[str, float]:
-    """Each tool's steps between consecutive ``readings`` (an hour's worth at most), from ``counted_from`` on."""
+def _tool_steps(readings: QuerySet[QuotaReading]) -> dict[str, float]:
+    """Each tool's steps between consecutive ``readings``: a range of a quota that is not rolled up."""
     counted: dict[str, float] = {}
     previous = None
     rows = readings.order_by("captured_at", "id").values_list("captured_at", "unit", "cycle_id", "details")
     for at, unit, cycle_id, details in rows:
         reading = rollups.Reading(at, "", "", unit, 0.0, None, cycle_id, rollups.tool_levels(details))
-        if counted_from is None or at >= counted_from:
-            _add(counted, rollups.tools_added(reading, previous))
+        _add(counted, rollups.tools_added(reading, previous))
         previous = reading
     return counted
 
@@ -427,23 +468,28 @@ def _add(counted: dict[str, float], calls: dict[str, object]) -> None:
             counted[str(name)] = counted.get(str(name), 0.0) + float(value)
 
 
-def _complete_cycles(provider: str, key: str, since: datetime, now: datetime) -> list[ResetCycle]:
-    """Closed cycles of a quota that ended in [since, now], oldest first.
+class _Cycle(NamedTuple):
+    """What the cycle cards read of a complete cycle."""
+
+    consumed: float
+    limit: float | None
+
+
+def _complete_cycles(provider: str, key: str, since: datetime, now: datetime) -> list[_Cycle]:
+    """Closed cycles of a quota that ended in [since, now], oldest first (one query).
 
     The quota's first cycle is left out: it began when tracking did, mid-window,
     so its consumption is only part of a window's.
     """
-    first_id = (
-        ResetCycle.objects.filter(provider=provider, quota=key)
+    of_quota = ResetCycle.objects.filter(provider=provider, quota=key)
+    first = of_quota.order_by("started_at", "id").values("id")[:1]
+    rows = (
+        of_quota.filter(ended_at__gte=since, ended_at__lte=now)
+        .exclude(id=Subquery(first))
         .order_by("started_at", "id")
-        .values_list("id", flat=True)
-        .first()
+        .values_list("consumed", "limit")
     )
-    return list(
-        ResetCycle.objects.filter(provider=provider, quota=key, ended_at__gte=since, ended_at__lte=now)
-        .exclude(id=first_id)
-        .order_by("started_at", "id")
-    )
+    return [_Cycle(consumed, limit) for consumed, limit in rows]
 
 
 # --- cards ---------------------------------------------------------------------------------------

@@ -2,18 +2,19 @@
 
 ``current()`` builds the per-provider body of ``GET /api/current``. It reads a
 fixed number of queries whatever the size of the history: the latest usable
-snapshot and its readings, the latest poll attempt, the open cycles, and the
-readings of the last ``RATE_WINDOW`` (for the burn rate).
+snapshot and its readings with their cycles, the latest poll attempt, and
+each quota's readings of the last ``RATE_WINDOW`` (for the burn rate).
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from itertools import pairwise
 from typing import Any, NamedTuple
 
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from lib.timefmt import isostring
@@ -24,9 +25,19 @@ from quotas.models import Kind, Outcome, PollAttempt, QuotaReading, ResetCycle, 
 STATUS_THRESHOLDS = ((95.0, "critical"), (80.0, "danger"), (50.0, "warning"), (0.0, "healthy"))
 # The burn rate looks at the readings of this last stretch before the latest snapshot.
 RATE_WINDOW = timedelta(hours=1)
+# At most this many of them per quota: an hour at the poller's fastest interval (10 s), both ends
+# included. Only polls closer together than that (`poll --once` in a tight loop, a benchmark)
+# reach it, and then the rate covers the latest of them.
+RATE_READINGS = 361
 # Length of the regenerating windows: a tick restores tick_percent of the limit,
 # so a tick comes every window × tick share (5 h × 5 % = 15 min; 7 d × 2 % ≈ 202 min).
 ROLLING_WINDOWS = {"rolling_5h": timedelta(hours=5), "weekly_credits": timedelta(days=7)}
+# A refill more often than this is no schedule (the real ones are 15 minutes and hours apart): a share
+# like 1e-12 would make the interval round to zero and every tick count divide by it.
+MIN_TICK_INTERVAL = timedelta(minutes=1)
+# How far ahead an exhaustion is projected at most: ten years. A pace slower than that is no
+# pace to warn about; 1 token an hour against billions left would pass year 9999 and raise.
+PROJECTION_HORIZON_HOURS = 10 * 366 * 24
 # A quota's outlook: the worse of these that applies (product.md §6).
 OUTLOOK_OK = "ok"
 OUTLOOK_RUNS_OUT = "runs_out_before_reset"
@@ -63,8 +74,8 @@ def status_for(percent: float | None) -> str:
 def current(provider: str, now: datetime | None = None) -> dict[str, Any]:
     """The per-provider body of ``GET /api/current``.
 
-    Queries (4 with data, 2 before the first poll): latest poll attempt,
-    latest usable snapshot, its readings with their cycles, recent readings.
+    Queries (4, 2 before the first poll): latest poll attempt, latest usable
+    snapshot, its readings with their cycles, the quotas' recent readings.
     """
     now = now or timezone.now()
     attempt = PollAttempt.objects.filter(provider=provider).order_by("-at", "-id").first()
@@ -94,12 +105,12 @@ def current(provider: str, now: datetime | None = None) -> dict[str, Any]:
 def snapshot_quotas(snapshot: Snapshot, now: datetime) -> list[tuple[QuotaReading, dict[str, Any]]]:
     """Each reading of ``snapshot`` with its numbers.
 
-    Two queries: the readings with their cycles, the recent readings.
+    Two queries: the readings with their cycles, and every quota's recent levels.
     """
     # Each reading's cycle joined by primary key: a year holds thousands of
     # closed cycles that a filter on the provider would walk.
     readings = list(snapshot.readings.select_related("cycle").order_by("id"))
-    recent = _recent_levels(snapshot.provider, snapshot.captured_at)
+    recent = _recent_levels(snapshot.provider, [r.key for r in readings], snapshot.captured_at)
     return [(r, quota_numbers(r, recent.get(r.key, []), _open(r.cycle), now)) for r in readings]
 
 
@@ -113,21 +124,34 @@ Level = tuple[datetime, float | None, str, int | None]
 Projection = tuple[datetime | None, float | None, datetime | None]
 
 
-def _recent_levels(provider: str, anchor: datetime) -> dict[str, list[Level]]:
-    """Readings of the last RATE_WINDOW before ``anchor``, by key, oldest first (one query)."""
+def _recent_levels(provider: str, keys: list[str], anchor: datetime) -> dict[str, list[Level]]:
+    """Each quota's readings of the last RATE_WINDOW before ``anchor``, at most RATE_READINGS, oldest first.
+
+    One query for all the quotas: the database ranks each quota's readings of
+    the window from the latest and returns the first RATE_READINGS, so what
+    reaches Python stays the same however close together earlier polls came
+    (one query per quota cost a round trip each on PostgreSQL).
+    """
+    if not keys:
+        return {}
+    latest_first = Window(RowNumber(), partition_by=[F("key")], order_by=[F("captured_at").desc(), F("id").desc()])
     rows = (
-        QuotaReading.objects.filter(provider=provider, captured_at__gte=anchor - RATE_WINDOW, captured_at__lte=anchor)
-        .order_by("captured_at", "id")
+        QuotaReading.objects.filter(
+            provider=provider, key__in=keys, captured_at__gte=anchor - RATE_WINDOW, captured_at__lte=anchor
+        )
+        .annotate(latest_first=latest_first)
+        .filter(latest_first__lte=RATE_READINGS)
+        .order_by("key", "captured_at", "id")
         .values_list("key", "captured_at", "used", "percent", "unit", "cycle_id")
     )
-    levels: dict[str, list[Level]] = defaultdict(list)
+    levels: dict[str, list[Level]] = {}
     for key, at, used, percent, unit, cycle_id in rows:
-        levels[key].append((at, used if used is not None else percent, unit, cycle_id))
+        levels.setdefault(key, []).append((at, used if used is not None else percent, unit, cycle_id))
     return levels
 
 
 def quota_numbers(
-    reading: QuotaReading, recent: list[Level], cycle: ResetCycle | None, now: datetime
+    reading: QuotaReading, recent: Iterable[Level], cycle: ResetCycle | None, now: datetime
 ) -> dict[str, Any]:
     """One quota of ``/api/current``: the reading plus status, rate, projection, outlook and ticks.
 
@@ -215,7 +239,8 @@ def _project_reset(reading: QuotaReading, rate: float, left: float | None, now: 
     if resets_at is not None and resets_at > now:
         projected = reading.level + rate * (resets_at - anchor).total_seconds() / 3600
     exhausts_at = None
-    if rate > 0 and left is not None and left > 0:
+    # A crawl that would take past the horizon never "runs out" (and would not fit a datetime).
+    if rate > 0 and left is not None and 0 < left / rate <= PROJECTION_HORIZON_HOURS:
         at = anchor + timedelta(hours=left / rate)
         if resets_at is None or at < resets_at:
             exhausts_at = at
@@ -241,12 +266,18 @@ def _ticks(details: dict[str, Any], reading: QuotaReading) -> Ticks | None:
     first = _parse_iso(details.get("next_tick_at")) or reading.resets_at
     if window is None or tick_percent is None or tick_percent <= 0 or first is None:
         return None
+    # A tick gives back at most the whole window; a share above that is no schedule either.
+    if tick_percent > 100:
+        return None
+    interval = window * (tick_percent / 100)
+    if interval < MIN_TICK_INTERVAL:
+        return None
     per_tick: float | None = tick_percent
     if reading.used is not None:
         per_tick = _number(details.get("regen_amount"))
         if per_tick is None and reading.limit:
             per_tick = reading.limit * tick_percent / 100
-    return Ticks(first, window * (tick_percent / 100), per_tick, tick_percent, window)
+    return Ticks(first, interval, per_tick, tick_percent, window)
 
 
 def _project_rolling(reading: QuotaReading, ticks: Ticks, rate: float, left: float, scale: float) -> Projection:
@@ -278,7 +309,7 @@ def _project_rolling(reading: QuotaReading, ticks: Ticks, rate: float, left: flo
 
 
 def burn_rate(
-    reading: QuotaReading, recent: list[Level], cycle: ResetCycle | None = None, ticks: Ticks | None = None
+    reading: QuotaReading, recent: Iterable[Level], cycle: ResetCycle | None = None, ticks: Ticks | None = None
 ) -> tuple[float | None, str | None]:
     """Usage per hour, and what it rests on: ``recent``, ``cycle``, ``insufficient`` or None.
 
@@ -296,21 +327,29 @@ def burn_rate(
     them, the rate of two readings (recent first) is still given, as
     ``insufficient``: shown, never projected.
     """
-    points = [
-        (at, value)
-        for at, value, unit, cycle_id in recent
-        if value is not None
-        and unit == reading.unit
-        and at <= reading.captured_at
-        and (reading.kind != Kind.RESET or cycle_id == reading.cycle_id)
-    ]
+    # One pass, nothing kept but the first and previous points: ``recent`` may stream thousands.
+    first_at: datetime | None = None
+    previous: tuple[datetime, float] | None = None
+    count, used = 0, 0.0
+    for at, value, unit, cycle_id in recent:
+        if (
+            value is None
+            or unit != reading.unit
+            or at > reading.captured_at
+            or (reading.kind == Kind.RESET and cycle_id != reading.cycle_id)
+        ):
+            continue
+        if previous is None:
+            first_at = at
+        else:
+            used += _used_between(*previous, at, value, ticks)
+        previous, count = (at, value), count + 1
     thin: float | None = None
-    if len(points) >= 2:
-        span = points[-1][0] - points[0][0]
+    if previous is not None and count >= 2:
+        span = previous[0] - first_at
         if span > timedelta(0):
-            used = sum(_used_between(a_at, a, b_at, b, ticks) for (a_at, a), (b_at, b) in pairwise(points))
             rate = used / (span.total_seconds() / 3600)
-            if len(points) >= MIN_READINGS and span >= MIN_SPAN:
+            if count >= MIN_READINGS and span >= MIN_SPAN:
                 return rate, "recent"
             thin = rate
     if reading.kind == Kind.RESET and cycle is not None and cycle.last_reading_at is not None:
@@ -370,6 +409,8 @@ def _add_tick_details(details: dict[str, Any], reading: QuotaReading, ticks: Tic
     if free_share is None:
         details["available_again"] = None
         return
+    # Never more than all of it: a limit of 1e-308 against 1 remaining is infinitely free otherwise.
+    free_share = min(free_share, 100.0)
     limited = details.get("limited") is True
     # The reading's own next tick: a reported one at or before the reading has already counted.
     first = _next_after(ticks.first, ticks.interval, reading.captured_at)

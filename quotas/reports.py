@@ -27,6 +27,12 @@ from quotas.models import (
     Resolution,
 )
 from quotas.providers import ADAPTERS, NAMES, configured
+from quotas.providers.base import MAX_AMOUNT
+
+# A cycle's figures within what the adapters accept (providers.base); NaN fails both bounds.
+_SANE_CYCLE = Q(consumed__gte=0, consumed__lte=MAX_AMOUNT, peak_used__gte=0, peak_used__lte=MAX_AMOUNT)
+# The smallest limit a peak is divided by: 1e15 / 1e-3 × 100 still fits a float.
+MIN_LIMIT = 1e-3
 
 # The `limit` parameters of the API accept 1–500.
 MAX_LIMIT = 500
@@ -186,7 +192,9 @@ def summary(provider: str) -> dict[str, Any]:
     readings = QuotaReading.objects.only("captured_at", "label", "kind", "unit").in_bulk(
         [end.first_id for end in ends] + [end.newest_id for end in ends]
     )
-    completed = Q(ended_at__isnull=False)
+    # Cycles an older build filled from impossible readings (1e308, negatives, ∞, NaN: issue 10)
+    # stay out of the figures: summed, they overflow PostgreSQL (an error) and SQLite (∞).
+    completed = Q(ended_at__isnull=False) & _SANE_CYCLE
     stats = {
         row["quota"]: row
         for row in ResetCycle.objects.filter(provider=provider)
@@ -195,8 +203,10 @@ def summary(provider: str) -> dict[str, Any]:
             completed_cycles=Count("id", filter=completed),
             avg_consumed=Avg("consumed", filter=completed),
             max_consumed=Max("consumed", filter=completed),
-            avg_peak_percent=Avg(F("peak_used") * 100.0 / F("limit"), filter=completed & Q(limit__gt=0)),
-            total_consumed=Sum("consumed"),
+            avg_peak_percent=Avg(
+                F("peak_used") * 100.0 / F("limit"), filter=completed & Q(limit__gte=MIN_LIMIT, limit__lte=MAX_AMOUNT)
+            ),
+            total_consumed=Sum("consumed", filter=_SANE_CYCLE),
             first_started=Min("started_at"),
         )
         .order_by()

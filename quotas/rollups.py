@@ -93,7 +93,7 @@ def tool_levels(details: object) -> dict[str, float] | None:
 
 
 def tools_added(reading: Reading, previous: Reading | None) -> dict[str, float]:
-    """What ``reading`` adds to each tool's count after ``previous``, counted as ``_added`` counts the quota.
+    """What ``reading`` adds to each tool's count after ``previous``, counted as ``added`` counts the quota.
 
     In a new reset cycle each tool counts its whole level; otherwise its rise. The
     first reading (no previous, or none with tools) is only a baseline.
@@ -112,7 +112,7 @@ def tools_added(reading: Reading, previous: Reading | None) -> dict[str, float]:
     return added
 
 
-def _added(reading: Reading, previous: Reading | None) -> float:
+def added(reading: Reading, previous: Reading | None) -> float:
     """What ``reading`` adds to consumption after ``previous`` (cycles.track counts the same).
 
     A reading that opened a new reset cycle counts its whole level (the usage
@@ -162,14 +162,14 @@ def _new(provider: str, key: str, resolution: int, reading: Reading) -> QuotaRol
 def _fold(rollup: QuotaRollup, reading: Reading, previous: Reading | None) -> None:
     """Add ``reading`` (later than every reading in ``rollup``) to it; ``previous``: the quota's reading before."""
     rollup.count += 1
-    rollup.consumed += _added(reading, previous)
+    rollup.consumed += added(reading, previous)
     rollup.last_at, rollup.last_percent, rollup.last_used = reading.at, reading.percent, reading.used
     rollup.last_cycle_id = reading.cycle_id
     rollup.last_tools = reading.tools
-    added = tools_added(reading, previous)
-    if added:
+    tools = tools_added(reading, previous)
+    if tools:
         calls = dict(rollup.tool_calls or {})
-        for name, rise in added.items():
+        for name, rise in tools.items():
             calls[name] = calls.get(name, 0.0) + rise
         rollup.tool_calls = calls
     # The newest names win, as history labels a series with its newest reading's.

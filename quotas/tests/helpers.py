@@ -93,10 +93,10 @@ def run_python(*args: str, env: dict[str, str], timeout: float = 30) -> subproce
 
 
 @contextmanager
-def fake_upstream(**options: object) -> Iterator[FakeUpstream]:
-    """``tools.fake_upstream`` on a free port, served from a thread for the test's duration."""
-    server = serve(0, **options)
-    thread = threading.Thread(target=server.serve_forever, name="fake-upstream", daemon=True)
+def fake_upstream(port: int = 0, **options: object) -> Iterator[FakeUpstream]:
+    """``tools.fake_upstream`` on ``port`` (0: a free one), served from a thread for the block's duration."""
+    server = serve(port, **options)
+    thread = threading.Thread(target=server.serve_forever, name=f"fake-upstream-{port}", daemon=True)
     thread.start()
     try:
         yield server
@@ -118,6 +118,9 @@ class Process:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # A group of its own, so kill() reaches its children too (serve's gunicorn): an orphan
+            # would hold the pipes open and the readers with them.
+            start_new_session=True,
         )
         self.pid = self.popen.pid
         self.stdout_lines: list[str] = []
@@ -182,9 +185,9 @@ class Process:
             reader.join(timeout=5)
 
     def kill(self) -> None:
-        """SIGKILL and reap; a no-op when the process has already exited."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGKILL)
+        """SIGKILL it and whatever it started, and reap; a no-op for what has already exited."""
+        with suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
         self.popen.wait(timeout=10)
         self.finish_reading()
         for stream in (self.popen.stdout, self.popen.stderr):

@@ -10,6 +10,7 @@ import pytest
 
 from conftest import CURRENT_QUOTA_FIELDS, fixture_json, store_payload
 from lib.timefmt import isostring
+from quotas import numbers
 from quotas.models import PollAttempt
 from quotas.numbers import current
 
@@ -332,13 +333,30 @@ def test_it_reads_a_fixed_number_of_queries_whatever_the_history(django_assert_n
     for minutes in range(-300, 1, 10):
         poll("zai", zai(10 * M + minutes * 1000, resets), T0 + minutes * MINUTE)
 
-    # latest attempt, latest usable snapshot, its readings with their cycles, readings of the last hour
+    # latest attempt, latest usable snapshot, its readings with their cycles, the quotas' last hour
     with django_assert_num_queries(4):
         body = current("zai", now=T0)
     assert len(body["quotas"]) == 3
 
     with django_assert_num_queries(2):
         current("synthetic", now=T0)
+
+
+def test_polls_closer_than_the_fastest_interval_give_the_rate_of_the_latest_readings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(numbers, "RATE_READINGS", 6)
+    resets = T0 + timedelta(hours=3)
+    used = 10 * M
+    for step in range(13):
+        # 1M a minute, then 2M a minute over the last five steps (six readings)
+        used += M if step <= 7 else 2 * M
+        poll("zai", zai(used, resets, calls=100 + step), T0 + (step - 12) * MINUTE)
+
+    body = current("zai", now=T0)
+
+    assert (quota(body, "tokens_5h")["rate_per_hour"], quota(body, "tokens_5h")["rate_basis"]) == (120 * M, "recent")
+    assert quota(body, "time_monthly")["rate_per_hour"] == 60.0
 
 
 def test_another_providers_polls_do_not_leak_in() -> None:

@@ -412,3 +412,16 @@ def test_a_window_that_switches_to_percentages_carries_its_cycle_over_in_percent
     assert cycle.peak_used == pytest.approx(35.0)
     assert cycle.consumed == pytest.approx(15.0)  # 100k tokens (10 %), then 5 %
     assert cycle.last_used == 35.0
+
+
+def test_a_stale_reset_time_never_ends_a_cycle_before_its_own_readings() -> None:
+    """Found by the soak (tools/soak.py): a reset time reported on after it passed, usage still rising."""
+    stale = T0 + 5 * MINUTE
+    for minutes, used in ((0, 100), (10, 150), (20, 200), (30, 250)):
+        poll(T0 + minutes * MINUTE, quota(used, resets_at=stale))
+    poll(T0 + 40 * MINUTE, quota(5, resets_at=T0 + 5 * HOUR))
+
+    old, new = cycles_of()
+    assert old.ended_at == T0 + 40 * MINUTE  # the revealing poll: the stale time lies before readings it holds
+    assert QuotaReading.objects.filter(cycle=old, captured_at__gt=old.ended_at).count() == 0
+    assert new.started_at == T0 + 40 * MINUTE

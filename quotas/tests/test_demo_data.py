@@ -16,6 +16,7 @@ import time_machine
 from django.db.models import Count, F
 
 from quotas import demo
+from quotas.invariants import cycle_violations
 from quotas.models import PollAttempt, PollSession, QuotaReading, QuotaRollup, ResetCycle, Setting, Snapshot
 
 END = datetime(2026, 3, 11, 17, 30, tzinfo=UTC)
@@ -59,29 +60,17 @@ def test_every_provider_reports_every_window_kind(filled) -> None:
 
 
 def test_cycles_are_consistent(filled) -> None:
+    # One open cycle per quota at most, none overlapping, counts right (quotas.invariants, as tools/soak.py checks).
+    assert cycle_violations() == []
     open_per_quota = (
         ResetCycle.objects.filter(ended_at__isnull=True).values("provider", "quota").annotate(n=Count("id"))
     )
     assert {row["n"] for row in open_per_quota} == {1}
 
-    by_quota = defaultdict(list)
-    for cycle in ResetCycle.objects.order_by("started_at", "id"):
-        by_quota[(cycle.provider, cycle.quota)].append(cycle)
-        assert cycle.ended_at is None or cycle.ended_at >= cycle.started_at
-    for cycles in by_quota.values():
-        for before, after in pairwise(cycles):
-            assert before.ended_at is not None and before.ended_at <= after.started_at
-
-    counted = dict(QuotaReading.objects.filter(cycle__isnull=False).values_list("cycle").annotate(n=Count("id")))
-    for cycle in ResetCycle.objects.all():
-        assert counted.get(cycle.pk, 0) == cycle.readings_count
-
 
 def test_readings_lie_within_their_cycle(filled) -> None:
-    spans = {c.pk: (c.started_at, c.ended_at) for c in ResetCycle.objects.all()}
-    for cycle_id, at in QuotaReading.objects.filter(cycle__isnull=False).values_list("cycle", "captured_at"):
-        started, ended = spans[cycle_id]
-        assert started <= at and (ended is None or at <= ended)
+    assert QuotaReading.objects.filter(cycle__isnull=False).exists()
+    assert [v for v in cycle_violations() if "outside its cycle" in v] == []
 
 
 def test_windows_reset_at_the_right_times(filled) -> None:

@@ -81,6 +81,20 @@ def test_without_a_known_reset_any_exhaustion_is_before_the_reset() -> None:
     assert (numbers["projected_used"], numbers["projected_at"]) == (None, None)
 
 
+@pytest.mark.parametrize("resets_in", [None, 10**6 * HOUR])
+def test_a_crawl_past_the_horizon_never_runs_out_and_never_overflows(resets_in) -> None:
+    # 1e-9 an hour with 1e15 left: 1e24 hours, far past year 9999 (the fuzzer's poller raised OverflowError).
+    numbers = quota_numbers(
+        reading(used=1.0, limit=1e15, remaining=1e15 - 1, percent=0.0, resets_at=T0 + resets_in if resets_in else None),
+        steps((-30, 1.0), (-15, 1.0 + 2.5e-10), (0, 1.0 + 5e-10)),
+        None,
+        now=T0,
+    )
+
+    assert numbers["rate_basis"] == "recent" and numbers["rate_per_hour"] is not None
+    assert (numbers["outlook"], numbers["exhausts_at"], numbers["seconds_until_exhausted"]) == ("ok", None, None)
+
+
 @pytest.mark.parametrize(
     "fields",
     [
@@ -263,3 +277,17 @@ def test_a_tick_time_reported_long_before_the_reading_follows_its_schedule() -> 
 
     assert stale["exhausts_at"] == fresh["exhausts_at"] == "2026-03-02T13:33:45Z"
     assert stale["details"]["available_again"] == fresh["details"]["available_again"]
+
+
+@pytest.mark.parametrize("tick_percent", [1e-10, 1e-300, 5e-324])
+def test_a_refill_share_too_small_to_be_a_schedule_is_no_schedule(tick_percent: float) -> None:
+    # A tick every few microseconds (or none at all once rounded): no ZeroDivisionError, no tick details.
+    numbers = quota_numbers(
+        rolling_5h(100.0, tick_percent=tick_percent, regen_amount=None),
+        steps((-30, 300.0), (-15, 350.0), (0, 400.0), cycle_id=None, unit="requests"),
+        None,
+        now=T0,
+    )
+
+    assert numbers["rate_basis"] == "recent"
+    assert "upcoming_tick_at" not in numbers["details"]
