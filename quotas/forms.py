@@ -23,6 +23,15 @@ class NoProviderConfigured(Exception):
 
 
 class ApiForm(forms.Form):
+    def clean(self) -> dict:
+        """A parameter given more than once (``?provider=zai&provider=x``) is refused: which one was meant?"""
+        data = super().clean()
+        values = getattr(self.data, "getlist", None)  # a query string; the commands pass a dict
+        for name in self.fields:
+            if values is not None and len(values(name)) > 1:
+                self.add_error(name, "must be given once")
+        return data
+
     def first_error(self) -> str:
         for field, errors in self.errors.items():
             name = "request" if field == "__all__" else field
@@ -68,6 +77,17 @@ def limit_field() -> forms.IntegerField:
     )
 
 
+def quota_field() -> forms.CharField:
+    """An optional quota key (``subscription``, ``tokens_5h``)."""
+    message = "must be a quota key such as subscription or tokens_5h"
+    return forms.CharField(
+        required=False,
+        max_length=MAX_KEY,
+        validators=[RegexValidator(r"\A[a-z0-9_]+\Z", message)],
+        error_messages={"max_length": message},
+    )
+
+
 class ListForm(ProviderForm):
     """Sessions and polls: their items name their provider, so no ``?provider=`` means every provider."""
 
@@ -96,12 +116,7 @@ class HistoryForm(ProviderForm):
 
 class CyclesForm(ProviderForm):
     limit = limit_field()
-    quota = forms.CharField(
-        required=False,
-        max_length=MAX_KEY,
-        validators=[RegexValidator(r"\A[a-z0-9_]+\Z", "must be a quota key such as subscription or tokens_5h")],
-        error_messages={"max_length": "must be a quota key such as subscription or tokens_5h"},
-    )
+    quota = quota_field()
 
     def clean_limit(self) -> int:
         return self.cleaned_data["limit"] or DEFAULT_LIMIT

@@ -13,7 +13,7 @@ from quotas import preferences
 
 
 class AdminTimezoneMiddleware:
-    """Activates the saved time zone for staff requests under /admin/.
+    """Activates the staff user's own saved time zone (falling back to the global default) under /admin/.
 
     Only there: the dashboard and the API render times in the browser and
     answer UTC. With no zone saved ("the browser's own") the admin stays in
@@ -27,7 +27,7 @@ class AdminTimezoneMiddleware:
         user = getattr(request, "user", None)
         if not (request.path.startswith(reverse("admin:index")) and user is not None and user.is_staff):
             return self.get_response(request)
-        zone = preferences.read()["timezone"]
+        zone = preferences.read(user)["timezone"]
         if zone is None:
             return self.get_response(request)
         timezone.activate(zoneinfo.ZoneInfo(zone))

@@ -51,6 +51,9 @@ VARIABLES = (
     "EMAIL_URL",
     "SYNTRACK_HEARTBEAT_URL",
     "SYNTRACK_ALERT_FAILING_POLLS",
+    "SYNTRACK_BASE_PATH",
+    "SYNTRACK_LOG_FORMAT",
+    "SYNTRACK_METRICS_PUBLIC",
 )
 # Read by the development tools (CI, screenshot refresh), not by SynTrack: never "unknown".
 TOOL_VARIABLES = ("SYNTRACK_REQUIRE_POSTGRES", "SYNTRACK_UPDATE_DOC_SCREENSHOTS")
@@ -63,6 +66,7 @@ ENV_FILE_LINE = re.compile(r"\A\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
 DATABASE_SCHEMES = {"postgres", "postgresql", "pgsql", "psql", "sqlite"}
 # django-environ's email schemes.
 EMAIL_SCHEMES = {"smtp", "smtps", "smtp+tls", "smtp+ssl", "consolemail", "filemail", "memorymail", "dummymail"}
+LOG_FORMATS = {"text": "text", "json": "json"}
 LOG_LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "warning": "WARNING", "error": "ERROR"}
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
@@ -134,6 +138,24 @@ class Config:
             allowed = ", ".join(sorted({k for k in choices if k != "warning"}))
             raise ConfigError(f"{name} must be one of {allowed}, got {value!r}")
         return choices[value]
+
+    def base_path(self, name: str) -> str:
+        """A URL path prefix such as ``/syntrack`` (no trailing slash), or "" for the site's root."""
+        value = self.string(name, "")
+        if value in ("", "/"):
+            return ""
+        segments = value.split("/")[1:]
+        if (
+            not value.startswith("/")
+            or value.endswith("/")
+            or any(s in ("", ".", "..") for s in segments)
+            or not re.fullmatch(r"[A-Za-z0-9._~/-]+", value)
+        ):
+            raise ConfigError(
+                f"{name} must be a path such as /syntrack (leading slash, no trailing slash, "
+                f"no '..', letters, digits and - . _ ~ only), got {value!r}"
+            )
+        return value
 
     def url(self, name: str, default: str) -> str:
         value = self.string(name, default).rstrip("/")
@@ -257,8 +279,9 @@ def sqlite_database(path: Path) -> dict:
 
     Incremental auto-vacuum lets pruning hand freed pages back to the file
     system (quotas.retention). SQLite honours it only before the first table
-    is created, so every connection asks for it: a new database gets it at
-    ``migrate``; an older one keeps its mode until ``manage.py prune --vacuum``.
+    is created: a connection to a file without tables asks for it
+    (syntrack_site.sqlite), so a new database gets it at ``migrate``; an older
+    one keeps its mode until ``manage.py prune --vacuum``.
     """
     return {
         "ENGINE": "django.db.backends.sqlite3",
@@ -271,8 +294,8 @@ def sqlite_database(path: Path) -> dict:
             "timeout": 20,
             "transaction_mode": "IMMEDIATE",
             "init_command": (
-                "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                "PRAGMA foreign_keys=ON"
+                # WAL and auto-vacuum in syntrack_site.sqlite: the order matters, and the latter is not free.
+                "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON"
             ),
         },
     }

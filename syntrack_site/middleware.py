@@ -88,7 +88,7 @@ class SecurityHeadersMiddleware:
             del request.META["HTTP_X_FORWARDED_PROTO"]
         response = self.get_response(request)
         if "Content-Security-Policy" not in response:
-            admin = request.path.startswith("/admin/")
+            admin = request.path_info.startswith("/admin/")
             response["Content-Security-Policy"] = ADMIN_CONTENT_SECURITY_POLICY if admin else CONTENT_SECURITY_POLICY
         if request.is_secure():
             for name in (settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from syntrack_site.config import LOG_LEVELS, Config, load_secret_key
+from syntrack_site.config import LOG_FORMATS, LOG_LEVELS, Config, load_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -51,6 +51,11 @@ DEFAULT_FROM_EMAIL = cfg.string("SYNTRACK_ALERT_FROM", "SynTrack <syntrack@local
 SYNTRACK_ALERT_FAILING_POLLS = cfg.integer("SYNTRACK_ALERT_FAILING_POLLS", 5, 1, 1000)
 SYNTRACK_HEARTBEAT_URL = cfg.url("SYNTRACK_HEARTBEAT_URL", "") if cfg.string("SYNTRACK_HEARTBEAT_URL") else ""
 LOG_LEVEL = cfg.choice("SYNTRACK_LOG_LEVEL", "info", LOG_LEVELS)
+LOG_FORMAT = cfg.choice("SYNTRACK_LOG_FORMAT", "text", LOG_FORMATS)
+# Served under a sub-path behind a proxy that strips it (deploy/nginx/syntrack.conf): "" or e.g. "/syntrack".
+SYNTRACK_BASE_PATH = cfg.base_path("SYNTRACK_BASE_PATH")
+# /metrics without authentication (quotas.metrics); otherwise it needs a read-only token to exist.
+SYNTRACK_METRICS_PUBLIC = cfg.boolean("SYNTRACK_METRICS_PUBLIC", False)
 
 DATABASES = {"default": cfg.database(SYNTRACK_DB_PATH)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -73,6 +78,9 @@ MIDDLEWARE = [
     # First: strips X-Forwarded-Proto from untrusted clients before anything reads it.
     "syntrack_site.middleware.SecurityHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Before the session and common middleware: their errors (a disallowed host, a session that
+    # cannot be saved) are answered at their layer and must still pass through it.
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -80,7 +88,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "quotas.middleware.AdminTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: JSON answers (503 when the database is busy) for what an API view raises.
+    "syntrack_site.api_errors.ApiErrorsMiddleware",
 ]
 
 ROOT_URLCONF = "syntrack_site.urls"
@@ -113,7 +122,8 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-STATIC_URL = "static/"
+# Absolute, with the base path: a relative STATIC_URL takes the prefix of whichever request reads it first.
+STATIC_URL = f"{SYNTRACK_BASE_PATH}/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STORAGES = {
@@ -121,9 +131,13 @@ STORAGES = {
     "staticfiles": {"BACKEND": "syntrack_site.storage.StaticFilesStorage"},
 }
 
-LOGIN_URL = "/login/"
-LOGIN_REDIRECT_URL = "/"
-LOGOUT_REDIRECT_URL = "/login/"
+# URL names, so redirects carry the base path (FORCE_SCRIPT_NAME).
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+# None at the root: Django then takes SCRIPT_NAME from the server, as usual.
+FORCE_SCRIPT_NAME = SYNTRACK_BASE_PATH or None
+SESSION_COOKIE_PATH = CSRF_COOKIE_PATH = SYNTRACK_BASE_PATH or "/"
 
 # Security (product.md §9). The session and CSRF cookies get `Secure`, and
 # responses HSTS, on HTTPS requests only (syntrack_site.middleware and
@@ -143,8 +157,19 @@ SECURE_REFERRER_POLICY = "same-origin"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "syntrack_site.logformat.JsonFormatter"},
+    },
+    # A last guard: the provider keys are masked in whatever reaches the console.
+    "filters": {"redact": {"()": "syntrack_site.logformat.RedactSecrets"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["redact"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # Third-party chatter stays quiet below warnings even at debug.

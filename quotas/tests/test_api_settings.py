@@ -32,29 +32,31 @@ def put(client: Client, body: object) -> object:
 
 
 def stored() -> dict:
-    return dict(Setting.objects.values_list("key", "value"))
+    """The global rows and every user's own values (settings are per user)."""
+    own = {key: value for display in User.objects.values_list("display", flat=True) for key, value in display.items()}
+    return {**dict(Setting.objects.values_list("key", "value")), **own}
 
 
 def test_it_answers_the_defaults(signed_in: Client) -> None:
     response = signed_in.get("/api/settings")
     assert response.status_code == 200
-    assert response.json() == {"timezone": None, "hidden_insights": []}
+    assert response.json() == {"timezone": None, "hidden_insights": [], "theme": None}
 
 
 def test_it_sets_the_timezone_and_answers_the_whole_object(signed_in: Client) -> None:
     response = put(signed_in, {"timezone": "Asia/Kolkata"})
     assert response.status_code == 200
-    assert response.json() == {"timezone": "Asia/Kolkata", "hidden_insights": []}
+    assert response.json() == {"timezone": "Asia/Kolkata", "hidden_insights": [], "theme": None}
     assert signed_in.get("/api/settings").json()["timezone"] == "Asia/Kolkata"
 
 
 def test_an_update_is_partial(signed_in: Client) -> None:
     put(signed_in, {"timezone": "Europe/Berlin"})
     response = put(signed_in, {"hidden_insights": [INSIGHT_KEYS[0]]})
-    assert response.json() == {"timezone": "Europe/Berlin", "hidden_insights": [INSIGHT_KEYS[0]]}
+    assert response.json() == {"timezone": "Europe/Berlin", "hidden_insights": [INSIGHT_KEYS[0]], "theme": None}
     response = put(signed_in, {})
     assert response.status_code == 200
-    assert response.json() == {"timezone": "Europe/Berlin", "hidden_insights": [INSIGHT_KEYS[0]]}
+    assert response.json() == {"timezone": "Europe/Berlin", "hidden_insights": [INSIGHT_KEYS[0]], "theme": None}
 
 
 @pytest.mark.parametrize("cleared", [None, ""])
@@ -89,7 +91,8 @@ def test_hidden_insights_are_deduplicated_in_a_stable_order(signed_in: Client) -
         {"hidden_insights": ["no_such_insight"]},
         {"hidden_insights": [1, 2]},
         {"hidden_insights": {"a": 1}},
-        {"theme": "dark"},
+        {"theme": "purple"},
+        {"theme": True},
         {"timezone": "UTC", "unknown": 1},
         [],
         "UTC",
@@ -144,7 +147,7 @@ def test_it_needs_authentication(client: Client) -> None:
 def test_it_shows_defaults_for_values_stored_badly(signed_in: Client) -> None:
     Setting.objects.create(key="timezone", value="Not/AZone")
     Setting.objects.create(key="hidden_insights", value="oops")
-    assert signed_in.get("/api/settings").json() == {"timezone": None, "hidden_insights": []}
+    assert signed_in.get("/api/settings").json() == {"timezone": None, "hidden_insights": [], "theme": None}
 
 
 def test_get_reads_one_query(signed_in: Client, django_assert_num_queries) -> None:
@@ -157,14 +160,17 @@ def test_get_reads_one_query(signed_in: Client, django_assert_num_queries) -> No
 def test_put_writes_only_the_keys_sent(signed_in: Client, django_assert_num_queries) -> None:
     signed_in.get("/api/settings")
     # session, user, SAVEPOINT (the test's transaction makes the atomic block one),
-    # UPDATE (no row yet), INSERT, RELEASE, then the read-back
+    # the user's row locked and read, UPDATE, RELEASE, then the global defaults read back
     with django_assert_num_queries(7):
         put(signed_in, {"timezone": "UTC"})
-    # the row exists now: UPDATE only
-    with django_assert_num_queries(6):
-        put(signed_in, {"timezone": "Europe/Paris"})
+    assert User.objects.get(username="alice").display == {"timezone": "UTC"}
+    with django_assert_num_queries(7):
+        put(signed_in, {"theme": "dark"})
+    assert User.objects.get(username="alice").display == {"timezone": "UTC", "theme": "dark"}
 
 
 def test_hidden_insights_feed_the_insights_module(signed_in: Client) -> None:
     put(signed_in, {"hidden_insights": [INSIGHT_KEYS[0]]})
-    assert preferences.hidden_insights() == frozenset({INSIGHT_KEYS[0]})
+    user = User.objects.get(username="alice")
+    assert preferences.hidden_insights(user) == frozenset({INSIGHT_KEYS[0]})
+    assert preferences.hidden_insights() == frozenset()  # the user's own, not everyone's

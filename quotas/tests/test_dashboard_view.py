@@ -81,7 +81,7 @@ def test_it_renders_cards_tabs_and_config_for_both_providers(providers_configure
     config = page_config(html)
     assert config["providers"] == [{"id": "synthetic", "name": "Synthetic"}, {"id": "zai", "name": "Z.ai"}]
     assert config["both"] is True
-    assert config["settings"] == {"timezone": None, "hidden_insights": []}
+    assert config["settings"] == {"timezone": None, "hidden_insights": [], "theme": None}
     tabs = parse(html).find("button", role="tab")
     assert [t["data-provider"] for t in tabs] == ["synthetic", "zai", "both"]
     assert "syn_test_key" not in html and "zai-test-key" not in html

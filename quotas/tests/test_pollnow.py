@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import OperationalError
 
-from conftest import SYNTHETIC_URL, ZAI_URL, fixture_bytes, store_quotas
+from conftest import store_quotas
 from quotas import pollnow
 from quotas.locking import PollLock
 from quotas.management.commands.poll import Command
@@ -22,13 +22,6 @@ pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 5, 4, 9, 30, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
 PROVIDERS = ["synthetic", "zai"]
-
-
-@pytest.fixture
-def both_ok(upstream, providers_configured):
-    upstream.get(SYNTHETIC_URL, body=fixture_bytes("synthetic/v3_rolling_windows.json"))
-    upstream.get(ZAI_URL, body=fixture_bytes("zai/v2_weekly_and_level.json"))
-    return upstream
 
 
 def command() -> Command:

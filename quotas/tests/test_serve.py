@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import signal
 import socket
 import urllib.request
@@ -200,3 +202,26 @@ def test_serve_listens_on_127_0_0_1_by_default_and_stops_on_sigterm() -> None:
     assert "SynTrack stopped." in server.stdout
     assert not connects("127.0.0.1", port)
     assert "Traceback" not in server.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_serve_writes_gunicorns_lines_as_json_too_with_the_json_log_format() -> None:
+    ensure_admin_user()
+    port = free_port()
+    env = poller_env(SYNTRACK_PORT=str(port), SYNTRACK_LOG_FORMAT="json")
+
+    with processes() as start:
+        server = start(manage("serve", "--workers", "1"), env)
+        wait_until(lambda: connects("127.0.0.1", port), 20, "gunicorn listening")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=5) as response:
+            assert response.status == 200
+        server.send(signal.SIGTERM)
+        assert server.wait(timeout=15) == 0, server.output
+
+    entries = [json.loads(line) for line in server.stderr.splitlines() if line.startswith("{")]
+    loggers = {entry["logger"] for entry in entries}
+    assert {"gunicorn.error", "gunicorn.access"} <= loggers, server.stderr
+    assert any("GET /api/status" in entry["message"] for entry in entries if entry["logger"] == "gunicorn.access")
+    # gunicorn's text format ("[2026-12-02 20:34:30 +0000] [29927] [INFO] Starting gunicorn") is gone.
+    assert not [line for line in server.stderr.splitlines() if re.match(r"\[\d{4}-\d\d-\d\d ", line)], server.stderr

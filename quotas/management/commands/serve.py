@@ -116,11 +116,13 @@ class Command(OneLineErrorsCommand):
                 "No provider key yet: set SYNTHETIC_API_KEY or ZAI_API_KEY in .env and run again. "
                 "Serving the dashboard only."
             )
+        # The production settings (deploy/gunicorn.conf.py: timeouts, log lines, JSON logs with
+        # SYNTRACK_LOG_FORMAT=json), with the address and workers given here.
         children["web"] = subprocess.Popen(
             [
                 sys.executable, "-m", "gunicorn", "syntrack_site.wsgi",
+                "--config", str(base / "deploy" / "gunicorn.conf.py"),
                 "--bind", bind, "--workers", str(options["workers"]),
-                "--access-logfile", "-", "--graceful-timeout", "5",
             ],
             cwd=base,
         )  # fmt: skip
