@@ -177,8 +177,8 @@ def seed_young(now: datetime) -> datetime:
     return first
 
 
-def fail_last_poll(provider: str) -> None:
-    failure = PollFailure("unauthorized", "HTTP 401: the API key was refused")
+def fail_last_poll(provider: str, failure: PollFailure | None = None) -> None:
+    failure = failure or PollFailure("unauthorized", "HTTP 401: the API key was refused")
     store(Fetched(provider, None, failure, None, 95))
 
 

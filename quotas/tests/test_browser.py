@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from quotas.providers.base import NETWORK_ERROR, PollFailure
 from quotas.tests import browser as shared
 from quotas.tests.browser import (
     NEW_PASSWORD,
@@ -166,6 +167,7 @@ def test_a_user_signs_in_explores_both_providers_and_changes_the_password(seeded
 
 def test_a_failed_poll_shows_a_banner_and_the_page_fits_a_phone(seeded, make_page) -> None:
     fail_last_poll("zai")
+    fail_last_poll("synthetic", PollFailure(NETWORK_ERROR, "connection failed: Connection refused"))
     ui = make_page(viewport={"width": 390, "height": 844}, color_scheme="dark", is_mobile=True, has_touch=True)
     page = ui.page
 
@@ -176,6 +178,10 @@ def test_a_failed_poll_shows_a_banner_and_the_page_fits_a_phone(seeded, make_pag
     banner = page.locator('#banners [data-banner="zai"]')
     expect(banner).to_contain_text("Z.ai: the last poll failed (Unauthorized)")
     expect(banner).to_contain_text("Check the API key")
+    # The message is written as a sentence, as in the storage-error banner.
+    synthetic = page.locator('#banners [data-banner="synthetic"]')
+    expect(synthetic).to_contain_text("Synthetic: the last poll failed (Network error)")
+    expect(synthetic).to_contain_text("Connection failed: Connection refused.")
     expect(page.locator('[data-quota="synthetic:subscription"]')).to_be_visible()
     expect(page.locator("#provider-tabs")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390

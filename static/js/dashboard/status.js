@@ -123,7 +123,7 @@ export function renderBanners(providerList) {
     } else if (failedPoll(outcome)) {
       var text = [el("strong", { text: p.name + ": the last poll failed (" + (OUTCOME_TEXT[outcome] || outcome) + ")" })];
       text.push(" at " + fmtSmart(at) + ". ");
-      if (last && last.message) text.push(el("span", { className: "sub", text: last.message.replace(/([^.!?])$/, "$1.") + " " }));
+      if (last && last.message) text.push(el("span", { className: "sub", text: sentence(last.message) + " " }));
       text.push(OUTCOME_HINT[outcome] || "");
       if (cur && cur.captured_at) text.push(" Showing the last good readings, from " + fmtSmart(cur.captured_at) + ".");
       box.appendChild(el("div", { className: "banner banner-error", role: "alert", dataset: { banner: p.id } }, [
