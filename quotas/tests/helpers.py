@@ -106,6 +106,16 @@ def fake_upstream(port: int = 0, **options: object) -> Iterator[FakeUpstream]:
         thread.join(timeout=5)
 
 
+@contextmanager
+def providers_at_fake_upstream(settings) -> Iterator[FakeUpstream]:
+    """Both providers configured, with the process tests' keys, against a fake upstream in this process."""
+    with fake_upstream() as server:
+        url = f"http://127.0.0.1:{server.server_port}"
+        settings.SYNTHETIC_API_KEY, settings.SYNTHETIC_BASE_URL = SYNTHETIC_KEY, url
+        settings.ZAI_API_KEY, settings.ZAI_BASE_URL = ZAI_KEY, f"{url}/api"
+        yield server
+
+
 class Process:
     """A subprocess whose stdout and stderr are collected line by line in the background."""
 

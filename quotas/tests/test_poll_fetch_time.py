@@ -23,7 +23,7 @@ from quotas.models import Outcome, PollAttempt, PollSession, QuotaReading, Snaps
 from quotas.polling import Received, store
 from quotas.providers import Fetched
 from quotas.providers.base import PollFailure
-from quotas.tests.helpers import SYNTHETIC_KEY, ZAI_KEY, fake_upstream
+from quotas.tests.helpers import providers_at_fake_upstream
 
 pytestmark = pytest.mark.django_db
 
@@ -32,10 +32,7 @@ WRITE_DELAY = timedelta(seconds=13)
 
 @pytest.fixture
 def upstream(settings) -> Iterator[None]:
-    with fake_upstream() as server:
-        url = f"http://127.0.0.1:{server.server_port}"
-        settings.SYNTHETIC_API_KEY, settings.SYNTHETIC_BASE_URL = SYNTHETIC_KEY, url
-        settings.ZAI_API_KEY, settings.ZAI_BASE_URL = ZAI_KEY, f"{url}/api"
+    with providers_at_fake_upstream(settings):
         yield
 
 

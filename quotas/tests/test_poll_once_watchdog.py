@@ -19,17 +19,14 @@ from lib import http
 from quotas.management.commands import poll as poll_module
 from quotas.management.commands.poll import Command
 from quotas.models import Outcome, PollAttempt
-from quotas.tests.helpers import SYNTHETIC_KEY, ZAI_KEY, fake_upstream
+from quotas.tests.helpers import providers_at_fake_upstream
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def upstream(settings) -> Iterator[None]:
-    with fake_upstream() as server:
-        url = f"http://127.0.0.1:{server.server_port}"
-        settings.SYNTHETIC_API_KEY, settings.SYNTHETIC_BASE_URL = SYNTHETIC_KEY, url
-        settings.ZAI_API_KEY, settings.ZAI_BASE_URL = ZAI_KEY, f"{url}/api"
+    with providers_at_fake_upstream(settings):
         yield
 
 
