@@ -247,6 +247,7 @@ PROVIDER_STATE = strict(
         "stale": BOOLEAN,
         "poller_running": BOOLEAN,
         "poll_requested_at": OPTIONAL_TIME,
+        "last_storage_error": nullable(strict({"at": TIME, "message": STRING})),
     }
 )
 

@@ -83,7 +83,8 @@ def interval_seconds(provider: str) -> int:
 def _staleness(provider: str, now: datetime) -> str | None:
     """Why the numbers cannot be trusted, or None. Two queries (plus the poller's state)."""
     attempts = PollAttempt.objects.filter(provider=provider).order_by("-at", "-id")
-    latest = attempts.values("at", "outcome", "message").first()
+    # A storage error is no poll: its answers were written late, each with its own attempt.
+    latest = attempts.exclude(outcome=Outcome.STORAGE_ERROR).values("at", "outcome", "message").first()
     if latest is None:
         return f"stale: {provider} has not been polled yet"
     if latest["outcome"] != Outcome.OK:

@@ -7,7 +7,7 @@ strings, numbers are rounded by kind (quotas.rounding), and empty lists are ``[]
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypedDict
 
 from django.db import connection
@@ -36,6 +36,9 @@ MIN_LIMIT = 1e-3
 
 # The `limit` parameters of the API accept 1–500.
 MAX_LIMIT = 500
+
+# How long the dashboard keeps warning that SynTrack's own database refused writes.
+STORAGE_ERROR_SHOWN = timedelta(hours=24)
 
 
 class CycleDict(TypedDict):
@@ -311,9 +314,15 @@ def providers(now: datetime | None = None) -> dict[str, Any]:
     running poller polls this provider. ``poll_requested_at``: a "poll now"
     request still waiting for its poll, else null.
 
-    Two queries per known provider (its latest attempt, its latest successful
-    one), one for the open sessions, one for pending requests; on PostgreSQL
-    one more to see the poll lock.
+    ``last_storage_error``: the latest ``storage_error`` of the last
+    ``STORAGE_ERROR_SHOWN`` ({"at", "message"}), else null. It is dated when the
+    database first refused a write, before the answers then written late, so it
+    is rarely the latest attempt: without this the dashboard's warning would be
+    gone by the time anyone looked.
+
+    Three queries per known provider (its latest attempt, its latest successful
+    one, its latest storage error), one for the open sessions, one for pending
+    requests; on PostgreSQL one more to see the poll lock.
     """
     now = now or timezone.now()
     keyed = set(configured())
@@ -324,6 +333,8 @@ def providers(now: datetime | None = None) -> dict[str, Any]:
         attempts = PollAttempt.objects.filter(provider=provider).order_by("-at", "-id")
         latest = attempts.values("at", "outcome").first()
         success = attempts.filter(outcome=Outcome.OK).values_list("at", flat=True).first()
+        refused = attempts.filter(outcome=Outcome.STORAGE_ERROR, at__gte=now - STORAGE_ERROR_SHOWN)
+        storage_error = refused.values("at", "message").first()
         interval = poller.interval(provider)
         answer.append(
             {
@@ -337,6 +348,11 @@ def providers(now: datetime | None = None) -> dict[str, Any]:
                 "stale": success is None or (now - success).total_seconds() > 2 * interval,
                 "poller_running": poller.polls(provider),
                 "poll_requested_at": isostring(requested.get(provider)),
+                "last_storage_error": (
+                    {"at": isostring(storage_error["at"]), "message": storage_error["message"]}
+                    if storage_error
+                    else None
+                ),
             }
         )
     return {"providers": answer}

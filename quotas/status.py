@@ -1,7 +1,8 @@
 """``manage.py status``: is this installation healthy? The poller, each provider's last poll, the database.
 
 Healthy means: every configured provider (every polled one when none is
-configured) had its last poll succeed, within ``STALE_INTERVALS`` poll intervals. Whether a poller
+configured) had its last poll succeed, within ``STALE_INTERVALS`` poll intervals. A
+``storage_error`` of the last day (answers SynTrack's database took late) is a warning. Whether a poller
 runs is reported, not judged: a last poll that is recent enough says as much.
 """
 
@@ -21,6 +22,7 @@ from lib.timefmt import isostring
 from quotas import pollnow, providers
 from quotas.guard import STALE_INTERVALS
 from quotas.models import Outcome, PollAttempt, PollSession, QuotaReading, QuotaRollup, ResetCycle, Snapshot
+from quotas.reports import STORAGE_ERROR_SHOWN
 
 COUNTED = {
     "snapshots": Snapshot,
@@ -46,9 +48,16 @@ def report(now: datetime | None = None) -> dict[str, Any]:
         judged = provider in keyed or not keyed
         checked.append(_provider(provider, provider in keyed, judged, state.interval(provider), now))
     problems = [p["problem"] for p in checked if p["problem"]]
+    warnings = [
+        f"{p['id']}: SynTrack's database refused writes from {p['last_storage_error']['at']}: "
+        f"{p['last_storage_error']['message']}"
+        for p in checked
+        if p["last_storage_error"]
+    ]
     return {
         "healthy": not problems,
         "problems": problems,
+        "warnings": warnings,
         "checked_at": isostring(now),
         "poller": {"running": holder is not None, "holder": holder, "pid": int(pid.group(1)) if pid else None},
         "providers": checked,
@@ -59,8 +68,13 @@ def report(now: datetime | None = None) -> dict[str, Any]:
 
 def _provider(provider: str, configured: bool, judged: bool, interval: int, now: datetime) -> dict[str, Any]:
     attempts = PollAttempt.objects.filter(provider=provider).order_by("-at", "-id")
-    latest = attempts.values("at", "outcome", "message").first()
+    # A storage error says answers were written late, not that a poll failed: it is a warning
+    # beside the polls, and health is judged on the polls. During the outage itself no poll is
+    # written, so the provider goes stale and that is the problem reported.
+    latest = attempts.exclude(outcome=Outcome.STORAGE_ERROR).values("at", "outcome", "message").first()
     success = attempts.filter(outcome=Outcome.OK).values_list("at", flat=True).first()
+    refused = attempts.filter(outcome=Outcome.STORAGE_ERROR, at__gte=now - STORAGE_ERROR_SHOWN)
+    storage_error = refused.values("at", "message").first()
     age = (now - latest["at"]).total_seconds() if latest else None
     problem = None
     if not judged:
@@ -81,6 +95,9 @@ def _provider(provider: str, configured: bool, judged: bool, interval: int, now:
         "last_message": latest["message"] if latest else None,
         "age_seconds": int(age) if age is not None else None,
         "last_success_at": isostring(success),
+        "last_storage_error": (
+            {"at": isostring(storage_error["at"]), "message": storage_error["message"]} if storage_error else None
+        ),
         "problem": problem,
     }
 
@@ -126,6 +143,7 @@ def human(body: dict[str, Any]) -> str:
     lines.append(f"database: {db['engine']} {db['name']}, {_megabytes(db['size_bytes'])}")
     lines.append("rows: " + ", ".join(f"{name} {count}" for name, count in body["rows"].items()))
     lines.extend(f"problem: {problem}" for problem in body["problems"])
+    lines.extend(f"warning: {warning}" for warning in body["warnings"])
     return "\n".join(lines)
 
 

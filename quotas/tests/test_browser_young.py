@@ -11,7 +11,7 @@ there with a reason when Chromium or playwright is missing).
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -197,9 +197,13 @@ def test_the_header_shows_a_failed_poll_and_the_page_fits_a_phone(young, make_pa
 
 
 def test_a_storage_error_is_a_warning_about_our_database_not_a_failed_poll(young, make_page) -> None:
-    # What the poller records once the database takes writes again (quotas/backlog.py).
+    # What the poller records once the database takes writes again (quotas/backlog.py): dated when
+    # the first write was refused, so the answers written late are newer and the last poll is ok.
+    latest = PollAttempt.objects.filter(provider="synthetic").latest("at")
+    assert latest.outcome == Outcome.OK
     PollAttempt.objects.create(
         provider="synthetic",
+        at=latest.at - timedelta(seconds=70),
         outcome=Outcome.STORAGE_ERROR,
         message="the database refused writes for 66 s (database is locked): 7 answer(s) kept and written late",
     )

@@ -12,6 +12,7 @@ from django.test import Client
 
 from conftest import store_failure, store_quotas
 from quotas import numbers
+from quotas.models import Outcome, PollAttempt
 from quotas.providers.base import Quota
 from quotas.tests.helpers import base_env, database_env, run_manage
 
@@ -40,6 +41,11 @@ def not_in_plan() -> Quota:
 def interval(settings):
     settings.SYNTRACK_POLL_INTERVAL = 60
     return settings
+
+
+def refused(at: datetime, provider: str) -> None:
+    """The attempt the poller writes once its database takes writes again (quotas/backlog.py)."""
+    PollAttempt.objects.create(provider=provider, at=at, outcome=Outcome.STORAGE_ERROR, message="database is locked")
 
 
 def guard(client: Client, query: str, at: datetime = NOW):
@@ -159,6 +165,14 @@ def test_a_failed_poll_after_a_good_one_is_stale_however_recent(api: Client) -> 
     assert response.json()["reason"] == (
         "stale: the last poll of synthetic at 2026-04-02T11:59:50Z failed: server_error (HTTP 502: server error)"
     )
+
+
+def test_a_storage_error_is_no_failed_poll(api: Client) -> None:
+    # Its answers were written late with their own attempts; the latest of those decides.
+    store_quotas(NOW - timedelta(seconds=70), subscription(0))
+    refused(NOW - timedelta(seconds=10), "synthetic")
+
+    assert guard(api, "provider=synthetic").status_code == 200
 
 
 def test_three_intervals_is_still_fresh(api: Client) -> None:

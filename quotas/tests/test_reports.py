@@ -274,9 +274,9 @@ def test_providers_show_configuration_and_the_latest_poll(settings, django_asser
     poll(T0, subscription(1))
     failed_poll(T0 + MINUTE)
 
-    # per known provider: its latest attempt, its latest successful one; then
-    # the open sessions and the pending poll requests (PostgreSQL: the lock too)
-    with django_assert_num_queries(2 * 2 + 2 + (connection.vendor == "postgresql")):
+    # per known provider: its latest attempt, its latest successful one, its latest storage error;
+    # then the open sessions and the pending poll requests (PostgreSQL: the lock too)
+    with django_assert_num_queries(2 * 3 + 2 + (connection.vendor == "postgresql")):
         answer = reports.providers(now=T0 + 2 * MINUTE)
 
     assert answer == {
@@ -292,6 +292,7 @@ def test_providers_show_configuration_and_the_latest_poll(settings, django_asser
                 "stale": False,
                 "poller_running": False,
                 "poll_requested_at": None,
+                "last_storage_error": None,
             },
             {
                 "id": "zai",
@@ -304,6 +305,7 @@ def test_providers_show_configuration_and_the_latest_poll(settings, django_asser
                 "stale": True,
                 "poller_running": False,
                 "poll_requested_at": None,
+                "last_storage_error": None,
             },
         ]
     }
@@ -353,6 +355,25 @@ def test_a_pending_poll_request_is_shown_until_a_poll_answers_it() -> None:
     assert [p["poll_requested_at"] for p in reports.providers()["providers"]] == ["2026-03-02T12:01:00Z", None]
     PollRequest.answered("synthetic", T0 + MINUTE + timedelta(seconds=2))
     assert [p["poll_requested_at"] for p in reports.providers()["providers"]] == [None, None]
+
+
+def test_a_storage_error_of_the_last_day_is_shown_though_later_polls_succeeded() -> None:
+    # As the poller records an outage (quotas/backlog.py): the storage_error is dated at the first
+    # refused write, and the answers held meanwhile are written with their own, later, times.
+    PollAttempt.objects.create(provider="synthetic", at=T0 - HOUR, outcome="storage_error", message="older")
+    PollAttempt.objects.create(provider="synthetic", at=T0, outcome="storage_error", message="refused for 66 s")
+    poll(T0 + MINUTE, subscription(1))
+    poll(T0 + 2 * MINUTE, subscription(2))
+
+    def synthetic(now: datetime) -> dict:
+        return reports.providers(now=now)["providers"][0]
+
+    shown = synthetic(T0 + 3 * MINUTE)
+    assert shown["last_status"] == "ok"
+    assert shown["last_storage_error"] == {"at": "2026-03-02T12:00:00Z", "message": "refused for 66 s"}
+    assert synthetic(T0 + 24 * HOUR)["last_storage_error"]["at"] == "2026-03-02T12:00:00Z"
+    assert synthetic(T0 + 24 * HOUR + timedelta(seconds=1))["last_storage_error"] is None
+    assert reports.providers(now=T0)["providers"][1]["last_storage_error"] is None  # zai's own
 
 
 @pytest.mark.parametrize("limit", [0, 501])

@@ -13,7 +13,9 @@ from django.core.management import call_command
 from django.db import connection
 
 from conftest import store_failure, store_quotas
+from quotas import status as quotas_status
 from quotas.locking import PollLock
+from quotas.models import Outcome, PollAttempt
 from quotas.providers.base import Quota
 from quotas.tests.helpers import base_env, database_env, run_manage
 
@@ -40,6 +42,11 @@ def status(*args: str) -> tuple[int, str]:
         except SystemExit as e:
             return int(e.code), out.getvalue()
     return 0, out.getvalue()
+
+
+def refused(at: datetime, provider: str) -> None:
+    """The attempt the poller writes once its database takes writes again (quotas/backlog.py)."""
+    PollAttempt.objects.create(provider=provider, at=at, outcome=Outcome.STORAGE_ERROR, message="database is locked")
 
 
 def both_polled(ago: float = 30) -> None:
@@ -85,6 +92,28 @@ def test_a_failed_last_poll_is_exit_1(providers_configured) -> None:
     assert out.splitlines()[0] == "status: UNHEALTHY at 2026-04-02T12:00:00Z"
     assert "zai: configured, every 60 s, last poll 2026-04-02T11:59:50Z (10 s ago): server_error (HTTP 502" in out
     assert out.splitlines()[-1] == "problem: zai: the last poll failed: server_error"
+
+
+def test_a_storage_error_of_the_last_day_is_a_warning_not_a_problem(providers_configured) -> None:
+    # The poller dates it at the first refused write; the answers written late come after it...
+    refused(NOW - timedelta(seconds=90), "synthetic")
+    both_polled()
+    # ...or, when every held answer was lost, nothing does: the last poll is still the one judged.
+    refused(NOW - timedelta(seconds=5), "zai")
+
+    code, out = status()
+
+    assert code == 0, out
+    assert "synthetic: configured, every 60 s, last poll 2026-04-02T11:59:30Z (30 s ago): ok" in out
+    assert "zai: configured, every 60 s, last poll 2026-04-02T11:59:25Z (35 s ago): ok" in out
+    warnings = [line for line in out.splitlines() if line.startswith("warning: ")]
+    assert [w.split(": ", 2)[1] for w in warnings] == ["synthetic", "zai"]
+    assert warnings[0].startswith("warning: synthetic: SynTrack's database refused writes from 2026-04-02T11:58:30Z: ")
+    assert "problem" not in out
+
+    a_day_on = quotas_status.report(now=NOW + timedelta(hours=24, seconds=-90))["providers"]
+    assert a_day_on[0]["last_storage_error"]["at"] == "2026-04-02T11:58:30Z"
+    assert quotas_status.report(now=NOW + timedelta(hours=24))["providers"][0]["last_storage_error"] is None
 
 
 @pytest.mark.parametrize(("ago", "healthy"), [(180, True), (181, False)])

@@ -110,17 +110,11 @@ export function renderBanners(providerList) {
     var last = cur && cur.last_poll ? cur.last_poll : null;
     var outcome = last ? last.outcome : info.last_status;
     var at = last ? last.at : info.last_poll_at;
-    if (outcome === "storage_error") {
-      box.appendChild(el("div", { className: "banner banner-warning", role: "status", dataset: { banner: p.id } }, [
-        icon("alert"),
-        el("div", { className: "banner-text" }, [
-          el("strong", { text: p.name + ": SynTrack's own database refused writes for a while" }),
-          " (" + fmtSmart(at) + "). ",
-          el("span", { className: "sub", text: last && last.message ? sentence(last.message) + " " : "" }),
-          "Polling went on; no answer was blamed on the provider."
-        ])
-      ]));
-    } else if (failedPoll(outcome)) {
+    // A storage error is dated when the database first refused a write, before the answers then
+    // written late: /api/providers keeps the last day's, as it is rarely the latest attempt.
+    var refused = info.last_storage_error ||
+      (outcome === "storage_error" ? { at: at, message: last ? last.message : "" } : null);
+    if (failedPoll(outcome)) {
       var text = [el("strong", { text: p.name + ": the last poll failed (" + (OUTCOME_TEXT[outcome] || outcome) + ")" })];
       text.push(" at " + fmtSmart(at) + ". ");
       if (last && last.message) text.push(el("span", { className: "sub", text: sentence(last.message) + " " }));
@@ -136,6 +130,16 @@ export function renderBanners(providerList) {
           el("strong", { text: p.name + ": the answer has changed shape (schema drift). " }),
           (last && last.message ? last.message + ". " : "") +
             "Known quotas are still tracked; the raw body is kept for `manage.py reparse`."
+        ])
+      ]));
+    } else if (refused) {
+      box.appendChild(el("div", { className: "banner banner-warning", role: "status", dataset: { banner: p.id } }, [
+        icon("alert"),
+        el("div", { className: "banner-text" }, [
+          el("strong", { text: p.name + ": SynTrack's own database refused writes for a while" }),
+          " (" + fmtSmart(refused.at) + "). ",
+          el("span", { className: "sub", text: refused.message ? sentence(refused.message) + " " : "" }),
+          "Polling went on; no answer was blamed on the provider."
         ])
       ]));
     }
