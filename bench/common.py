@@ -1,4 +1,4 @@
-"""What the benchmarks share: a hermetic environment, the fake upstream, timing statistics, RSS."""
+"""What the benchmarks and tools/ share: a hermetic environment, the fake upstream, timings, RSS, a session."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import sys
 import threading
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -131,3 +133,21 @@ def drop_postgres(url: str, create: bool = False) -> None:
         where = f"{urlsplit(url).hostname}:{urlsplit(url).port or 5432}"
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SystemExit(f"PostgreSQL at {where}: {reason}") from None
+
+
+def signed_in(base: str, username: str, password: str) -> requests.Session:
+    """A session signed in through the login form: its cookies, and the CSRF token in X-CSRFToken for writes."""
+    session = requests.Session()
+    session.get(f"{base}/login/", timeout=30)
+    answer = session.post(
+        f"{base}/login/",
+        data={"username": username, "password": password, "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+        headers={"Referer": f"{base}/login/"},
+        allow_redirects=False,
+        timeout=30,
+    )
+    if answer.status_code != 302:
+        raise SystemExit(f"could not sign in: {answer.status_code}")
+    # The login rotates the token: the one to send with writes is the cookie's new value.
+    session.headers.update({"X-CSRFToken": session.cookies["csrftoken"], "Referer": f"{base}/"})
+    return session

@@ -42,6 +42,7 @@ from common import (
     drop_postgres,
     manage,
     rss_kib,
+    signed_in,
     start_upstream,
     summary_ms,
     with_database,
@@ -136,21 +137,6 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-
-
-def signed_in(base: str, username: str, password: str) -> requests.Session:
-    session = requests.Session()
-    session.get(f"{base}/login/", timeout=10)
-    answer = session.post(
-        f"{base}/login/",
-        data={"username": username, "password": password, "csrfmiddlewaretoken": session.cookies["csrftoken"]},
-        headers={"Referer": f"{base}/login/"},
-        allow_redirects=False,
-        timeout=30,
-    )
-    if answer.status_code != 302:
-        raise SystemExit(f"could not sign in: {answer.status_code}")
-    return session
 
 
 def timed(session: requests.Session, url: str, calls: int) -> dict:

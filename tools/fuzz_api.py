@@ -34,9 +34,9 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import bench_env, drop_postgres, manage, start_upstream  # noqa: E402
+from bench.common import manage, start_upstream  # noqa: E402
 from tools import harness  # noqa: E402
-from tools.harness import Started, free_port, wait_for  # noqa: E402
+from tools.harness import Started  # noqa: E402
 
 CONFIG = Path(__file__).with_suffix(".toml")
 ADMIN, PASSWORD = "admin", "fuzz-admin-passw0rd"
@@ -49,11 +49,6 @@ DEFAULT_SEED = 9212
 LOCKED = (
     "from accounts.models import LoginThrottle; print(LoginThrottle.objects.filter(locked_until__isnull=False).count())"
 )
-
-
-def database_url() -> str:
-    """The PostgreSQL database of this run, or "" for SQLite."""
-    return harness.database_url("fuzz")
 
 
 def schemathesis(schema: Path, base: str, options: argparse.Namespace) -> int:
@@ -82,37 +77,16 @@ def main() -> int:
 
     started_at = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="syntrack-fuzz-"))
-    url = database_url()
+    url = harness.database_url("fuzz")
     upstream = start_upstream()
     children = Started()
     try:
-        if url:
-            drop_postgres(url, create=True)
-        env = bench_env(
-            tmp,
-            url,
-            upstream,
-            SYNTRACK_DB_PATH=str(tmp / "fuzz.db"),
-            SYNTRACK_ADMIN_USER=ADMIN,
-            SYNTRACK_ADMIN_PASS=PASSWORD,
-            SYNTRACK_POLL_INTERVAL="10",
-        )
-        print(f"Database: {'PostgreSQL ' + urlsplit(url).path.lstrip('/') if url else tmp / 'fuzz.db'}", flush=True)
-        manage("migrate", "--noinput", "-v0", env=env)
-        # The site's own 404 and 500 pages (paths outside /api/) name static files.
-        manage("collectstatic", "--noinput", "-v0", env=env)
-        manage("demo", "--days", "2", env=env)
+        print(f"Database: {'PostgreSQL ' + urlsplit(url).path.lstrip('/') if url else tmp / 'site.db'}", flush=True)
+        env = harness.prepared_site(tmp, url, upstream, ADMIN, PASSWORD, interval=10)
         manage("createtoken", "fuzz", env=env)
-
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        children.start([sys.executable, "manage.py", "poll", "--skip-checks"], env, tmp / "poller.log")
-        gunicorn = children.start(
-            [sys.executable, "-m", "gunicorn", "syntrack_site.wsgi", "--workers", "2",
-             "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
-            env, tmp / "gunicorn.log",
-        )  # fmt: skip
-        wait_for(base, gunicorn, tmp / "gunicorn.log")
+        base, _ = harness.start_site(
+            children, env, tmp, ["syntrack_site.wsgi", "--workers", "2", "--log-level", "warning"]
+        )
         document = requests.get(f"{base}/api/openapi.json", auth=(ADMIN, PASSWORD), timeout=30)
         document.raise_for_status()
         schema = tmp / "openapi.json"

@@ -1,7 +1,7 @@
 """What the tools that run the real site share (tools/fuzz_api.py, tools/load_test.py, tools/soak.py).
 
 A throw-away database beside DATABASE_URL's, children stopped by their own
-pid, waiting for gunicorn, a signed-in session. Only 127.0.0.1 is bound or called.
+pid, a database made ready, the poller and gunicorn started and waited for. Only 127.0.0.1 is bound or called.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import drop_postgres, with_database  # noqa: E402
+from bench.common import bench_env, drop_postgres, manage, signed_in, with_database  # noqa: E402
+
+__all__ = ["Started", "database_url", "free_port", "prepared_site", "signed_in", "start_site", "tear_down"]
 
 
 def free_port() -> int:
@@ -76,22 +78,39 @@ def wait_for(base: str, gunicorn: subprocess.Popen, log: Path) -> None:
     raise SystemExit(f"gunicorn did not answer within 30 s:\n{log.read_text()}")
 
 
-def signed_in(base: str, username: str, password: str) -> requests.Session:
-    """A session signed in through the login form: its cookies, and the CSRF token in X-CSRFToken for writes."""
-    session = requests.Session()
-    session.get(f"{base}/login/", timeout=30)
-    answer = session.post(
-        f"{base}/login/",
-        data={"username": username, "password": password, "csrfmiddlewaretoken": session.cookies["csrftoken"]},
-        headers={"Referer": f"{base}/login/"},
-        allow_redirects=False,
-        timeout=30,
+def prepared_site(tmp: Path, url: str, upstream, admin: str, password: str, interval: int) -> dict[str, str]:
+    """The environment of a run whose database is ready: created anew on PostgreSQL (or a SQLite file
+    in ``tmp``), migrated, static files collected (the site's own 404 and 500 pages name them) and
+    two days of demo readings in it."""
+    if url:
+        drop_postgres(url, create=True)
+    env = bench_env(
+        tmp,
+        url,
+        upstream,
+        SYNTRACK_DB_PATH=str(tmp / "site.db"),
+        SYNTRACK_ADMIN_USER=admin,
+        SYNTRACK_ADMIN_PASS=password,
+        SYNTRACK_POLL_INTERVAL=str(interval),
     )
-    if answer.status_code != 302:
-        raise SystemExit(f"could not sign in: {answer.status_code}")
-    # The login rotates the token: the one to send with writes is the cookie's new value.
-    session.headers.update({"X-CSRFToken": session.cookies["csrftoken"], "Referer": f"{base}/"})
-    return session
+    manage("migrate", "--noinput", "-v0", env=env)
+    manage("collectstatic", "--noinput", "-v0", env=env)
+    manage("demo", "--days", "2", env=env)
+    return env
+
+
+def start_site(
+    children: Started, env: dict[str, str], tmp: Path, gunicorn_options: list[str]
+) -> tuple[str, subprocess.Popen]:
+    """The poller, and gunicorn on a free port once it answers: the site's base URL and the poller."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    poller = children.start([sys.executable, "manage.py", "poll", "--skip-checks"], env, tmp / "poller.log")
+    gunicorn = children.start(
+        [sys.executable, "-m", "gunicorn", *gunicorn_options, "--bind", f"127.0.0.1:{port}"], env, tmp / "gunicorn.log"
+    )
+    wait_for(base, gunicorn, tmp / "gunicorn.log")
+    return base, poller
 
 
 def tear_down(upstream, url: str, tmp: Path, keep: bool) -> None:

@@ -49,9 +49,9 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import bench_env, drop_postgres, manage, percentile, start_upstream  # noqa: E402
+from bench.common import manage, percentile, start_upstream  # noqa: E402
 from tools import harness  # noqa: E402
-from tools.harness import Started, free_port, signed_in, wait_for  # noqa: E402
+from tools.harness import Started, signed_in  # noqa: E402
 
 ADMIN, PASSWORD = "admin", "load-admin-passw0rd"
 INTERVAL = 10
@@ -197,32 +197,12 @@ def main() -> int:
     children = Started()
     failed = True
     try:
-        if url:
-            drop_postgres(url, create=True)
-        env = bench_env(
-            tmp,
-            url,
-            upstream,
-            SYNTRACK_DB_PATH=str(tmp / "load.db"),
-            SYNTRACK_ADMIN_USER=ADMIN,
-            SYNTRACK_ADMIN_PASS=PASSWORD,
-            SYNTRACK_POLL_INTERVAL=str(INTERVAL),
-        )
         db = f"PostgreSQL {urlsplit(url).path.lstrip('/')}" if url else "SQLite"
         print(f"Load: {options.seconds:g} s, {options.clients} clients, {options.workers} workers, {db}", flush=True)
-        manage("migrate", "--noinput", "-v0", env=env)
-        manage("collectstatic", "--noinput", "-v0", env=env)
-        manage("demo", "--days", "2", env=env)
-
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        poller = children.start([sys.executable, "manage.py", "poll", "--skip-checks"], env, tmp / "poller.log")
-        gunicorn = children.start(
-            [sys.executable, "-m", "gunicorn", "--config", "deploy/gunicorn.conf.py", "--workers",
-             str(options.workers), "--bind", f"127.0.0.1:{port}"],
-            env, tmp / "gunicorn.log",
-        )  # fmt: skip
-        wait_for(base, gunicorn, tmp / "gunicorn.log")
+        env = harness.prepared_site(tmp, url, upstream, ADMIN, PASSWORD, INTERVAL)
+        base, poller = harness.start_site(
+            children, env, tmp, ["--config", "deploy/gunicorn.conf.py", "--workers", str(options.workers)]
+        )
 
         tally = Tally()
         since = datetime.now(UTC)
