@@ -250,7 +250,12 @@ def operations() -> list[Operation]:
                     {"oneOf": [ref("GuardLow"), ref("Error")]},
                     JSON,
                 ),
-                503: body("No poll yet, the last one failed, or it is too old: nothing to vouch for.", "GuardStale"),
+                503: (
+                    "No poll yet, the last one failed, or it is too old: nothing to vouch for (ok false, stale "
+                    "true). Or the database is locked or cannot be reached (an error body, with Retry-After).",
+                    {"oneOf": [ref("GuardStale"), ref("Error")]},
+                    JSON,
+                ),
             },
             toolforms.GuardForm,
         ),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -17,6 +18,7 @@ from typing import Any, NamedTuple
 import pytest
 import time_machine
 from django import forms as django_forms
+from django.db import OperationalError
 from django.test import Client
 from django.urls import get_resolver
 from jsonschema import Draft202012Validator
@@ -29,7 +31,7 @@ from accounts.auth import basic_cache
 from accounts.models import User
 from alerts.api import AlertsForm
 from alerts.models import Alert, Delivery
-from quotas import api_schemas, demo, forms, history, insights, metrics, openapi, toolforms
+from quotas import api_schemas, demo, forms, guard, history, insights, metrics, openapi, toolforms
 from quotas.locking import PollLock
 from quotas.models import Setting
 
@@ -337,6 +339,24 @@ def test_stale_numbers_and_a_running_poller_conform(
     case = Case("admin", "get", "/api/guard", (503,), "provider=zai")
     response = send(clients["admin"], case)
     assert response.status_code == 503
+    check(document, case, response)
+
+
+def test_a_busy_database_gets_the_documented_503_on_the_guard_too(
+    document: dict[str, Any], clients: dict[str, Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The guard's own 503 (stale numbers) has a body of its own; a locked database answers the
+    # API's error body, and the document must allow both.
+    locked = OperationalError("database is locked")
+    locked.__cause__ = sqlite3.OperationalError("database is locked")
+
+    def busy(*args: object, **kwargs: object) -> None:
+        raise locked
+
+    monkeypatch.setattr(guard, "check", busy)
+    case = Case("token", "get", "/api/guard", (503,), "provider=zai")
+    response = send(clients["token"], case)
+    assert response.status_code == 503 and response.json() == {"error": "database busy, try again"}
     check(document, case, response)
 
 
