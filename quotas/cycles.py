@@ -13,6 +13,25 @@ from quotas.bulk import save_fields
 from quotas.models import Kind, QuotaReading, ResetCycle
 from quotas.providers.base import MAX_AMOUNT, MAX_PERCENT
 
+
+class LightReading:
+    """What cycle tracking and sessions read of a reading, without a model instance.
+
+    ``track`` and ``PollSession.record`` only read these attributes (and set
+    ``cycle``); the demo's and an import's millions of model instances would
+    cost minutes.
+    """
+
+    __slots__ = ("captured_at", "cycle", "key", "kind", "limit", "percent", "provider", "resets_at", "unit", "used")
+    level = QuotaReading.level
+    scale = QuotaReading.scale
+
+    def __init__(self, provider: str, captured_at: datetime, quota) -> None:
+        self.provider, self.captured_at, self.cycle = provider, captured_at, None
+        self.key, self.kind, self.unit = quota.key, quota.kind, quota.unit
+        self.used, self.limit, self.percent, self.resets_at = quota.used, quota.limit, quota.percent, quota.resets_at
+
+
 # A reported reset time has to lie this far past the stored one to count as a
 # new window: Z.ai's nextResetTime jitters by milliseconds. The same tolerance
 # decides whether a reset time "moved in step with the poll clock" (drift).

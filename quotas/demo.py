@@ -585,23 +585,6 @@ class ZaiWorld:
 # --- polls as the poller makes them ------------------------------------------------------------
 
 
-class LightReading:
-    """What cycle tracking and sessions read of a reading, without a model instance.
-
-    ``cycles.track`` and ``PollSession.record`` only read these attributes (and
-    set ``cycle``); four million model instances would cost a minute.
-    """
-
-    __slots__ = ("captured_at", "cycle", "key", "kind", "limit", "percent", "provider", "resets_at", "unit", "used")
-    level = QuotaReading.level
-    scale = QuotaReading.scale
-
-    def __init__(self, provider: str, captured_at: datetime, quota) -> None:
-        self.provider, self.captured_at, self.cycle = provider, captured_at, None
-        self.key, self.kind, self.unit = quota.key, quota.kind, quota.unit
-        self.used, self.limit, self.percent, self.resets_at = quota.used, quota.limit, quota.percent, quota.resets_at
-
-
 class SnapshotOutcome:
     """What ``polling.apply_outcome`` sets on a snapshot, without a model instance."""
 
@@ -798,7 +781,7 @@ class Simulator:
             snapshot_id = writer.snapshots.add(
                 self.provider, captured, snapshot.plan, raw, snapshot.drift, snapshot.drift_notes, snapshot.usable,
             )  # fmt: skip
-        readings = [LightReading(self.provider, captured, quota) for quota in parsed.quotas]
+        readings = [cycles.LightReading(self.provider, captured, quota) for quota in parsed.quotas]
         polling.track_readings(readings, session, writer.open_cycles)
         for quota, reading in zip(parsed.quotas, readings, strict=True):
             cycle_id = reading.cycle.pk if reading.cycle else None

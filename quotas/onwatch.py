@@ -54,7 +54,6 @@ from django.utils import timezone
 
 from quotas import cycles, polling, retention, rollups
 from quotas.demo import MARKER as DEMO_MARKER
-from quotas.demo import LightReading
 from quotas.models import (
     PollAttempt,
     PollSession,
@@ -371,7 +370,7 @@ class Importer:
                     self.counts.skipped += 1  # nothing usable in the row (a Z.ai row with both limits absent)
                     continue
                 session = self.sessions.at(at)
-                light = [LightReading(self.provider, at, quota) for quota in parsed.quotas]
+                light = [cycles.LightReading(self.provider, at, quota) for quota in parsed.quotas]
                 polling.track_readings(light, session, self.open_cycles)
                 if session is not None:
                     session.polls_ok += 1
