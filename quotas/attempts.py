@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import connection
 from django.db.models import Count, Q
 
+from quotas.memo import Memo
 from quotas.models import Outcome, PollAttempt
 from quotas.rollups import bucket_start
 
@@ -47,7 +47,7 @@ def tally(provider: str, start: datetime, end: datetime) -> Tally:
         return _counted(provider, start, end)
     return (
         _counted(provider, start, first_hour, end_included=False)
-        + _SETTLED.get(provider, first_hour, last_hour)
+        + _SETTLED.get((provider, first_hour, last_hour), lambda: _settled(provider, first_hour, last_hour))
         + _counted(provider, last_hour, end)
     )
 
@@ -60,30 +60,13 @@ def _counted(provider: str, start: datetime, end: datetime, end_included: bool =
     return Tally(counts["total"], counts["ok"])
 
 
-class _SettledHours:
-    """Per process, the tallies of whole hours that are over, a few ranges' worth."""
-
-    SIZE = 16
-
-    def __init__(self) -> None:
-        self.tallies: dict[tuple, Tally] = {}
-
-    def get(self, provider: str, start: datetime, end: datetime) -> Tally:
-        key = (connection.settings_dict["NAME"], provider, start, end)
-        found = self.tallies.get(key)
-        if found is None:
-            attempts = PollAttempt.objects.filter(provider=provider, at__gte=start, at__lt=end)
-            # Two counts, each from the index alone (provider, outcome, at), rather than one that reads every row.
-            found = Tally(attempts.count(), attempts.filter(outcome=Outcome.OK).count())
-            if len(self.tallies) >= self.SIZE:
-                del self.tallies[next(iter(self.tallies))]
-            self.tallies[key] = found
-        return found
-
-    def clear(self) -> None:
-        self.tallies.clear()
+def _settled(provider: str, start: datetime, end: datetime) -> Tally:
+    attempts = PollAttempt.objects.filter(provider=provider, at__gte=start, at__lt=end)
+    # Two counts, each from the index alone (provider, outcome, at), rather than one that reads every row.
+    return Tally(attempts.count(), attempts.filter(outcome=Outcome.OK).count())
 
 
-_SETTLED = _SettledHours()
+# Per process, the tallies of whole hours that are over, a few ranges' worth.
+_SETTLED: Memo[Tally] = Memo(16)
 
 __all__ = ["Tally", "tally"]

@@ -18,13 +18,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
 from django.conf import settings
-from django.db import NotSupportedError, connection
+from django.db import NotSupportedError
 from django.db.models import Count, F, FloatField, Func, Max, Q, Subquery, Value, Window
 from django.db.models.functions import Coalesce, Lag, Lead, RowNumber
 from django.utils import timezone
 
 from lib.timefmt import epoch_isostring, isostring
 from quotas import rounding
+from quotas.memo import Memo
 from quotas.models import PollSession, QuotaReading, QuotaRollup, Resolution, Snapshot
 from quotas.providers import ADAPTERS
 
@@ -408,7 +409,7 @@ def _from_rollups(
         series = _series(_RollupsPlan(provider, start, now, width, resolution))
         return series, _rollup_gaps(provider, start, now, resolution)
     end = datetime.fromtimestamp(settled_end, UTC)
-    settled = _SETTLED.get(provider, start, end, width, resolution)
+    settled = _settled(provider, start, end, width, resolution)
     fresh = _collect(_RollupsPlan(provider, end, now, width, resolution, since=start))
     return _finish(fresh, settled), _rollup_gaps(provider, start, now, resolution, settled)
 
@@ -418,39 +419,28 @@ def _from_rollups(
 SETTLE_SECONDS = 120
 
 
-class _SettledBuckets:
-    """Per process, the points of settled chart buckets (see ``_from_rollups``), a few ranges' worth.
+def _settled(provider: str, start: datetime, end: datetime, width: float, resolution: int) -> _Collected:
+    """The points of the settled chart buckets (see ``_from_rollups``), from this process's memo.
 
-    Keyed by the database, the range's bounds and bucket width, and the
-    highest id and the number of the roll-ups in it: roll-ups are only ever
-    inserted, updated while their bucket is open, and deleted (reparse,
-    retention), and ids are never reused, so an unchanged key means unchanged
-    roll-ups. Web workers each keep their own: nothing to invalidate across processes.
+    Keyed by the range's bounds and bucket width, and the highest id and the
+    number of the roll-ups in it: roll-ups are only ever inserted, updated while
+    their bucket is open, and deleted (reparse, retention), and ids are never
+    reused, so an unchanged key means unchanged roll-ups. Web workers each keep
+    their own: nothing to invalidate across processes.
     """
+    plan = _RollupsPlan(provider, start, start, width, resolution, end=end)
+    version = plan.rows.aggregate(highest=Max("id"), count=Count("id"))
 
-    SIZE = 16
-
-    def __init__(self) -> None:
-        self.parts: dict[tuple, _Collected] = {}
-
-    def get(self, provider: str, start: datetime, end: datetime, width: float, resolution: int) -> _Collected:
-        plan = _RollupsPlan(provider, start, start, width, resolution, end=end)
-        version = plan.rows.aggregate(highest=Max("id"), count=Count("id"))
-        key = (connection.settings_dict["NAME"], provider, resolution, width, start, end, *version.values())
-        part = self.parts.get(key)
-        if part is None:
-            part = _collect(plan)
-            part.settle(end)
-            if len(self.parts) >= self.SIZE:
-                del self.parts[next(iter(self.parts))]
-            self.parts[key] = part
+    def collected() -> _Collected:
+        part = _collect(plan)
+        part.settle(end)
         return part
 
-    def clear(self) -> None:
-        self.parts.clear()
+    return _SETTLED.get((provider, resolution, width, start, end, *version.values()), collected)
 
 
-_SETTLED = _SettledBuckets()
+# A few ranges' worth of settled buckets.
+_SETTLED: Memo[_Collected] = Memo(16)
 
 
 def _fits(plan: _ReadingsPlan) -> bool:

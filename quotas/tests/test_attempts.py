@@ -68,4 +68,4 @@ def test_the_memory_moves_on_with_the_hours() -> None:
         end = T0 - timedelta(hours=4) + timedelta(minutes=minutes)
         start = end - timedelta(hours=12)
         assert tally("synthetic", start, end) == counted("synthetic", start, end)
-    assert 1 < len(attempts._SETTLED.tallies) <= attempts._SettledHours.SIZE
+    assert 1 < len(attempts._SETTLED.entries) <= attempts._SETTLED.size

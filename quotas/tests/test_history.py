@@ -247,7 +247,7 @@ def test_remembered_settled_buckets_answer_as_a_fresh_ranking_while_polls_come_i
             remembered = history("synthetic", range_key, now=now)
             assert history("synthetic", range_key, now=now) == remembered
             assert remembered == uncached("synthetic", range_key, now, monkeypatch), (range_key, step)
-    assert history_module._SETTLED.parts  # the answers above did come from memory
+    assert history_module._SETTLED.entries  # the answers above did come from memory
 
 
 def test_a_series_over_budget_thins_the_remembered_and_fresh_points_as_a_fresh_ranking(monkeypatch) -> None:
