@@ -45,7 +45,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from lib import http
-from quotas import cycles, polling, retention, rollups
+from quotas import cycles, failures, polling, retention, rollups
 from quotas.models import (
     Outcome,
     PollAttempt,
@@ -246,10 +246,13 @@ def _run_in_processes(jobs: list[Job], plan: Plan, progress: Callable[[str], Non
 
 
 def wipe() -> None:
-    """Delete every polled row. Plain DELETEs: the ORM's cascade would load millions of rows first."""
+    """Delete every polled row, and the tally of failed polls pruned from them (the metrics' failures
+    total counts those: after a wipe it starts again). Plain DELETEs: the ORM's cascade would load
+    millions of rows first."""
     for model in (QuotaRollup, QuotaReading, PollAttempt, Snapshot, ResetCycle, PollSession, PollRequest):
         # _raw_delete: one DELETE statement; the order above keeps foreign keys satisfied.
         model.objects.all()._raw_delete(model.objects.db)
+    Setting.objects.filter(key=failures.PRUNED_KEY).delete()
 
 
 # --- when the poller runs, and what goes wrong upstream ---------------------------------------

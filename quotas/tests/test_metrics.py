@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from accounts import tokens
 from conftest import fixture_json, store_failure, store_payload
-from quotas import failures, metrics, retention
+from quotas import demo, failures, metrics, retention
 from quotas.models import PollAttempt
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -162,6 +162,19 @@ def test_a_second_prune_adds_to_the_tally(settings) -> None:
 
     assert PollAttempt.objects.count() == 1
     assert failures.totals() == {("synthetic", "network_error"): 3}
+
+
+def test_a_demo_wipe_forgets_the_pruned_failures_with_the_polls(settings) -> None:
+    settings.SYNTRACK_READING_RETENTION_DAYS = 8
+    store_failure(T0, provider="synthetic", outcome="network_error")
+    store_failure(T0 + MINUTE, provider="synthetic", outcome="network_error")
+    with time_machine.travel(T0 + 40 * DAY, tick=False):
+        retention.Pruner().run()
+    assert failures.totals() == {("synthetic", "network_error"): 2}
+
+    demo.wipe()
+
+    assert failures.totals() == {}
 
 
 def test_it_is_not_served_without_a_token_unless_public(client, providers_configured) -> None:
