@@ -333,8 +333,6 @@ def providers(now: datetime | None = None) -> dict[str, Any]:
         attempts = PollAttempt.objects.filter(provider=provider).order_by("-at", "-id")
         latest = attempts.values("at", "outcome").first()
         success = attempts.filter(outcome=Outcome.OK).values_list("at", flat=True).first()
-        refused = attempts.filter(outcome=Outcome.STORAGE_ERROR, at__gte=now - STORAGE_ERROR_SHOWN)
-        storage_error = refused.values("at", "message").first()
         interval = poller.interval(provider)
         answer.append(
             {
@@ -348,19 +346,25 @@ def providers(now: datetime | None = None) -> dict[str, Any]:
                 "stale": success is None or (now - success).total_seconds() > 2 * interval,
                 "poller_running": poller.polls(provider),
                 "poll_requested_at": isostring(requested.get(provider)),
-                "last_storage_error": (
-                    {"at": isostring(storage_error["at"]), "message": storage_error["message"]}
-                    if storage_error
-                    else None
-                ),
+                "last_storage_error": last_storage_error(provider, now),
             }
         )
     return {"providers": answer}
 
 
+def last_storage_error(provider: str, now: datetime) -> dict[str, str] | None:
+    """The latest ``storage_error`` of ``provider`` in the last ``STORAGE_ERROR_SHOWN``: {"at", "message"}."""
+    refused = PollAttempt.objects.filter(
+        provider=provider, outcome=Outcome.STORAGE_ERROR, at__gte=now - STORAGE_ERROR_SHOWN
+    )
+    found = refused.order_by("-at", "-id").values("at", "message").first()
+    return {"at": isostring(found["at"]), "message": found["message"]} if found else None
+
+
 __all__ = [
     "MAX_LIMIT",
     "cycles",
+    "last_storage_error",
     "polls",
     "providers",
     "quota_keys",

@@ -19,10 +19,9 @@ from django.utils import timezone
 
 from alerts.models import Alert, Delivery
 from lib.timefmt import isostring
-from quotas import pollnow, providers
+from quotas import pollnow, providers, reports
 from quotas.guard import STALE_INTERVALS
 from quotas.models import Outcome, PollAttempt, PollSession, QuotaReading, QuotaRollup, ResetCycle, Snapshot
-from quotas.reports import STORAGE_ERROR_SHOWN
 
 COUNTED = {
     "snapshots": Snapshot,
@@ -73,8 +72,6 @@ def _provider(provider: str, configured: bool, judged: bool, interval: int, now:
     # written, so the provider goes stale and that is the problem reported.
     latest = attempts.exclude(outcome=Outcome.STORAGE_ERROR).values("at", "outcome", "message").first()
     success = attempts.filter(outcome=Outcome.OK).values_list("at", flat=True).first()
-    refused = attempts.filter(outcome=Outcome.STORAGE_ERROR, at__gte=now - STORAGE_ERROR_SHOWN)
-    storage_error = refused.values("at", "message").first()
     age = (now - latest["at"]).total_seconds() if latest else None
     problem = None
     if not judged:
@@ -95,9 +92,7 @@ def _provider(provider: str, configured: bool, judged: bool, interval: int, now:
         "last_message": latest["message"] if latest else None,
         "age_seconds": int(age) if age is not None else None,
         "last_success_at": isostring(success),
-        "last_storage_error": (
-            {"at": isostring(storage_error["at"]), "message": storage_error["message"]} if storage_error else None
-        ),
+        "last_storage_error": reports.last_storage_error(provider, now),
         "problem": problem,
     }
 
